@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing Ekran needs.
+# Idempotent and quiet: installs only what is missing.
+set -euo pipefail
+packages=(
+  pkg-config build-essential
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libx11-xcb1
+  fonts-dejavu-core openssl sqlite3 python3-venv
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null
+fi

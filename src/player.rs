@@ -1,0 +1,1 @@
+//! The screen box: playback engine (GStreamer → wgpu) and, later, the sync agent.

@@ -1,0 +1,1 @@
+//! The TOML source form of a campaign playlist (SPEC §3).

@@ -1,0 +1,1 @@
+//! What plays now and next, given a manifest and an instant.

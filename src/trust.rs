@@ -1,0 +1,1 @@
+//! Player-side acceptance of verified manifests and the persisted trust state.
