@@ -315,7 +315,9 @@ impl fmt::Display for Finding {
                 "broken link: record seq {seq} has prev_hash {prev_hash}, which is not the hash of record {}",
                 seq.saturating_sub(1)
             ),
-            Finding::BadHash { seq, detail } => write!(f, "bad hash: {detail} (seq {seq})"),
+            Finding::BadHash { seq, detail } => {
+                write!(f, "bad hash: record seq {seq}: {detail}")
+            }
             Finding::BadSignature { seq } => write!(
                 f,
                 "bad signature: record seq {seq} is not signed by this screen's key"
@@ -398,10 +400,16 @@ pub fn verify_chain(
         let hash_ok = match record.verify_hash() {
             Ok(()) => true,
             Err(error) => {
-                report.findings.push(Finding::BadHash {
-                    seq,
-                    detail: error.to_string(),
-                });
+                let detail = match error {
+                    PopError::HashMismatch {
+                        stored, computed, ..
+                    } => format!(
+                        "stored {stored} but the content hashes to {computed}; \
+                         the record was altered after it was sealed"
+                    ),
+                    other => other.to_string(),
+                };
+                report.findings.push(Finding::BadHash { seq, detail });
                 false
             }
         };
