@@ -392,7 +392,7 @@ pub fn verify_chain(
     let mut sound: BTreeSet<(u64, &str)> = BTreeSet::new();
     for record in records {
         let variants = by_seq.entry(record.body.seq).or_default();
-        if variants.iter().any(|known| *known == record) {
+        if variants.contains(&record) {
             continue;
         }
         variants.push(record);
