@@ -2,7 +2,10 @@
 //! format is a contract with auditors) and exports built here with one
 //! defect each.
 
-#![allow(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the failure report"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -229,4 +232,21 @@ fn unreadable_or_foreign_files_are_errors_not_reports() {
         text.contains("unsupported export format \"xibo-proof/2\""),
         "{text}"
     );
+}
+
+#[test]
+fn json_report_carries_findings_for_tools() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args(["pop", "verify", "--json"])
+        .arg(fixtures().join("export-tampered.json"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mall = &report["screens"][0];
+    assert_eq!(mall["screen_id"], "dushanbe-mall-01");
+    assert_eq!(mall["chain"]["findings"][0]["kind"], "bad_hash");
+    assert_eq!(mall["chain"]["findings"][0]["seq"], 2);
+    assert_eq!(mall["chain"]["verified_seqs"], serde_json::json!([1, 3]));
+    assert_eq!(mall["chain"]["highest_contiguous"], 1);
 }
