@@ -1119,5 +1119,37 @@ mod tests {
                 prop_assert!(changed.verify(&screen_key().verifying_key()).is_err());
             }
         }
+
+        /// Shuffling a clean chain only ever yields Reordered findings; the
+        /// chain itself still verifies to its end.
+        #[test]
+        fn shuffled_chain_is_only_reordered(order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle()) {
+            let records = chain(12);
+            let shuffled: Vec<PlayRecord> = order.iter().map(|&i| records[i].clone()).collect();
+            let report = verify(&shuffled);
+            prop_assert!(report.findings.iter().all(|f| matches!(f, Finding::Reordered { .. })), "{:?}", report.findings);
+            prop_assert_eq!(report.highest_contiguous, 12);
+            prop_assert_eq!(report.verified_seqs.len(), 12);
+        }
+
+        /// Dropping records yields exactly one Gap per run of missing seqs
+        /// (trailing losses are invisible without a later record) and nothing else.
+        #[test]
+        fn dropped_records_are_only_gaps(keep in prop::collection::vec(any::<bool>(), 12)) {
+            let records = chain(12);
+            let kept: Vec<PlayRecord> = records.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r.clone()).collect();
+            let report = verify(&kept);
+            let present: Vec<u64> = kept.iter().map(|r| r.body.seq).collect();
+            let mut expected = Vec::new();
+            let mut previous = 0;
+            for &seq in &present {
+                if seq != previous + 1 {
+                    expected.push(Finding::Gap { after: previous, next: seq });
+                }
+                previous = seq;
+            }
+            prop_assert_eq!(&report.findings, &expected);
+            prop_assert_eq!(&report.verified_seqs, &present);
+        }
     }
 }
