@@ -462,6 +462,55 @@ mod tests {
         assert!(matches!(error, DsseError::NoSignatures), "{error}");
     }
 
+    /// A signature with R = identity (a small-order point), made with the
+    /// real private scalar: s = k·a where k = H(R ‖ A ‖ M). The cofactorless
+    /// lax check accepts it ([s]B = [k]A = R + [k]A); `verify_strict` must not.
+    #[test]
+    fn small_order_r_signature_passes_lax_but_not_strict_verification() {
+        use curve25519_dalek::scalar::Scalar;
+        use ed25519_dalek::Verifier as _;
+        use sha2::{Digest, Sha512};
+
+        let signer = key(13);
+        let public = signer.verifying_key();
+        let payload = b"{\"version\":1}";
+        let message = pae(MANIFEST_PAYLOAD_TYPE, payload);
+        let mut expanded: [u8; 32] = Sha512::digest(signer.to_bytes())[..32].try_into().unwrap();
+        expanded[0] &= 248;
+        expanded[31] &= 127;
+        expanded[31] |= 64;
+        let secret_scalar = Scalar::from_bytes_mod_order(expanded);
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let challenge = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(identity)
+                .chain_update(public.as_bytes())
+                .chain_update(&message)
+                .finalize()
+                .into(),
+        );
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&identity);
+        forged[32..].copy_from_slice((challenge * secret_scalar).as_bytes());
+        let forged = ed25519_dalek::Signature::from_bytes(&forged);
+        assert!(
+            public.verify(&message, &forged).is_ok(),
+            "test setup: lax check accepts"
+        );
+
+        let mut envelope = sign(MANIFEST_PAYLOAD_TYPE, payload, &[&signer]);
+        envelope.signatures[0].sig = STANDARD.encode(forged.to_bytes());
+        let error = verify(
+            &serde_json::to_vec(&envelope).unwrap(),
+            MANIFEST_PAYLOAD_TYPE,
+            &[public],
+            1,
+        )
+        .unwrap_err();
+        assert!(matches!(error, DsseError::BadSignature { .. }), "{error}");
+    }
+
     #[test]
     fn short_signature_is_malformed() {
         let a = key(9);
