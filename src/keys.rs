@@ -135,15 +135,26 @@ pub fn generate(dir: &Path, force: bool) -> Result<GeneratedKey, KeyError> {
         }
     }
     let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let private_pem = private_key_pem(&signing_key, &key_path)?;
-    write_atomic(&key_path, private_pem.as_bytes(), 0o600, force)?;
     let verifying_key = signing_key.verifying_key();
-    write_atomic(
+    // Both files are fully written and synced before either is put in
+    // place, so a failure (disk full) leaves the old pair or no pair, never
+    // a private key next to a public key that does not match it.
+    let private_pem = private_key_pem(&signing_key, &key_path)?;
+    let staged_key = StagedFile::write(&key_path, private_pem.as_bytes(), 0o600)?;
+    let staged_pub = StagedFile::write(
         &pub_path,
         verifying_key_to_pem(&verifying_key).as_bytes(),
         0o644,
-        force,
     )?;
+    staged_key.commit(force)?;
+    if let Err(error) = staged_pub.commit(force) {
+        if !force {
+            // Lost a race for ekran.pub: take back the key placed a moment ago
+            // so the directory holds no orphan private key.
+            let _ = fs::remove_file(&key_path);
+        }
+        return Err(error);
+    }
     Ok(GeneratedKey {
         key_id: key_id(&verifying_key),
         key_path,
@@ -157,7 +168,7 @@ pub fn generate(dir: &Path, force: bool) -> Result<GeneratedKey, KeyError> {
 /// An existing file at `path` is replaced.
 pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
     let pem = private_key_pem(key, path)?;
-    write_atomic(path, pem.as_bytes(), 0o600, true)
+    StagedFile::write(path, pem.as_bytes(), 0o600)?.commit(true)
 }
 
 /// PKCS#8 v1 (no embedded public key), byte-identical to what
@@ -256,59 +267,97 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary sibling created with `mode`
-/// (so the content is never visible with wider permissions), fsyncs it, then
-/// moves it into place: `rename` when `overwrite`, otherwise a hard link that
-/// fails if `path` exists. Finally fsyncs the directory so the new name
-/// survives a power cut (screens are unplugged without warning).
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Result<(), KeyError> {
-    let io_error = |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io_error(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
-    let temp_path = dir.join(format!(
-        ".{}.tmp-{}-{:016x}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
+/// A file's new content, written and fsynced under a temporary name in the
+/// target's directory, created with its final `mode` (so the content is
+/// never visible with wider permissions, even briefly), not yet in place.
+/// Dropped without [`StagedFile::commit`], it is removed.
+struct StagedFile {
+    target: PathBuf,
+    temp_path: Option<PathBuf>,
+}
+
+impl StagedFile {
+    fn write(target: &Path, bytes: &[u8], mode: u32) -> Result<Self, KeyError> {
+        let file_name = target.file_name().ok_or_else(|| KeyError::Io {
+            path: target.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no file name"),
+        })?;
+        let temp_path = parent_dir(target).join(format!(
+            ".{}.tmp-{}-{:016x}",
+            file_name.to_string_lossy(),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let staged = StagedFile {
+            target: target.to_path_buf(),
+            temp_path: Some(temp_path.clone()),
+        };
+        let written = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&temp_path)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        if overwrite {
-            fs::rename(&temp_path, path)?;
-        } else {
-            fs::hard_link(&temp_path, path)?;
-            fs::remove_file(&temp_path)?;
-        }
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file must not linger with key material.
-        let _ = fs::remove_file(&temp_path);
+            .open(&temp_path)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            });
+        // On error `staged` is dropped here, which removes the temporary file.
+        written.map_err(|source| KeyError::Io {
+            path: temp_path,
+            source,
+        })?;
+        Ok(staged)
     }
-    result.map_err(|source| {
-        if source.kind() == io::ErrorKind::AlreadyExists && !overwrite {
-            KeyError::AlreadyExists {
-                path: path.to_path_buf(),
-            }
+
+    /// Moves the file into place: `rename` when `overwrite`, otherwise a
+    /// hard link that fails if the target exists (no check-then-write race).
+    /// Then fsyncs the directory so the new name survives a power cut
+    /// (screens are unplugged without warning).
+    fn commit(mut self, overwrite: bool) -> Result<(), KeyError> {
+        let Some(temp_path) = self.temp_path.take() else {
+            return Ok(());
+        };
+        let placed = if overwrite {
+            fs::rename(&temp_path, &self.target)
         } else {
-            io_error(source)
+            let linked = fs::hard_link(&temp_path, &self.target);
+            let _ = fs::remove_file(&temp_path);
+            linked
+        };
+        if let Err(source) = placed {
+            let _ = fs::remove_file(&temp_path);
+            return Err(if source.kind() == io::ErrorKind::AlreadyExists {
+                KeyError::AlreadyExists {
+                    path: self.target.clone(),
+                }
+            } else {
+                KeyError::Io {
+                    path: self.target.clone(),
+                    source,
+                }
+            });
         }
-    })
+        let dir = parent_dir(&self.target);
+        File::open(&dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| KeyError::Io { path: dir, source })
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(temp_path) = self.temp_path.take() {
+            // Best effort: a temporary copy of key material must not linger.
+            let _ = fs::remove_file(temp_path);
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 #[cfg(test)]
