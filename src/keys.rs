@@ -137,8 +137,8 @@ pub fn generate(dir: &Path, force: bool) -> Result<GeneratedKey, KeyError> {
     let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
     let verifying_key = signing_key.verifying_key();
     // Both files are fully written and synced before either is put in
-    // place, so a failure (disk full) leaves the old pair or no pair, never
-    // a private key next to a public key that does not match it.
+    // place, so a failure while writing (disk full) leaves the old pair, or
+    // no pair, untouched; only the two renames remain between them.
     let private_pem = private_key_pem(&signing_key, &key_path)?;
     let staged_key = StagedFile::write(&key_path, private_pem.as_bytes(), 0o600)?;
     let staged_pub = StagedFile::write(

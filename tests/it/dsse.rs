@@ -377,3 +377,30 @@ fn error_messages_name_the_reason() {
         .starts_with("oversize")
     );
 }
+
+/// vectors.json is exactly what the independent Python generator (its own
+/// PAE, key ids and Ed25519 via `cryptography`) writes, so the fixture is
+/// not just Ekran agreeing with itself.
+#[test]
+fn vectors_json_is_what_the_independent_generator_writes() {
+    let python = std::env::var("EKRAN_DSSE_PYTHON")
+        .unwrap_or_else(|_| "/opt/ekran-ci-venv/bin/python".to_owned());
+    let output = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/dsse/generate_vectors.py"
+        ))
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("{python}: {error}; run .ci/install-deps.sh (it creates the venv)")
+        });
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        include_str!("../fixtures/dsse/vectors.json")
+    );
+}
