@@ -19,3 +19,12 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# An independent DSSE implementation (securesystemslib) for the interop test
+# tests/fixtures/dsse/verify_securesystemslib.py, in a venv at a fixed path.
+# Created only when missing or incomplete.
+dsse_venv=/opt/ekran-ci-venv
+if ! "$dsse_venv/bin/python" -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then
+  /usr/bin/python3 -m venv "$dsse_venv"
+  "$dsse_venv/bin/pip" install -q 'securesystemslib[crypto]==1.6.0'
+fi
