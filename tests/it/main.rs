@@ -1,0 +1,4 @@
+//! All integration tests, one binary (one `mod` per area).
+
+mod playlist;
+mod schedule;
