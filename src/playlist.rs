@@ -953,8 +953,7 @@ impl Checker<'_> {
             let start = self.time(&window.start);
             let end = self.time(&window.end);
             match (days, start, end) {
-                (Some(days), Some(start), Some(end)) if start == end => {
-                    let _ = days;
+                (Some(_), Some(start), Some(end)) if start == end => {
                     self.error(
                         &window.end.span(),
                         format!(
@@ -1378,7 +1377,6 @@ fn parse_days(text: &str) -> Option<Vec<Weekday>> {
     match text.as_str() {
         "weekdays" => return Some(WEEKDAYS[..5].to_vec()),
         "weekend" | "weekends" => return Some(WEEKDAYS[5..].to_vec()),
-        "daily" | "every day" => return Some(WEEKDAYS.to_vec()),
         _ => {}
     }
     let one = |name: &str| -> Option<usize> {

@@ -25,8 +25,12 @@
 //!   the time it was closed, and over any stretch with a fixed set of
 //!   candidates each item's airtime stays within about one play of its share.
 //!
-//! With nothing to play the decision is [`Decision::Fallback`], with the next
-//! instant at which that may change.
+//! An item of weight 0 never plays. With nothing to play the decision is
+//! [`Decision::Fallback`], with the next instant at which that may change.
+//!
+//! The player's loop: `decide` when the screen is free, preroll
+//! [`Scheduler::next_after`] while the item plays, `record_play` when it
+//! ends, and poll [`Scheduler::preempting`] to cut in for a higher tier.
 
 use std::collections::HashMap;
 
@@ -275,6 +279,25 @@ impl Scheduler {
             plays.retain(|&start| start >= horizon);
             plays.push(started_at);
         }
+    }
+
+    /// What follows a play now on screen, assuming it runs `expected` from
+    /// `started_at`: the player prerolls this while the current item plays.
+    /// When the play really ends it records it and asks [`Scheduler::decide`],
+    /// which gives the same answer unless the play ended early or late.
+    pub fn next_after(
+        &self,
+        schedule: &Schedule<'_>,
+        index: usize,
+        started_at: Timestamp,
+        expected: SignedDuration,
+    ) -> Decision {
+        let mut after = self.clone();
+        after.record_play(schedule, index, started_at, expected);
+        let ends_at = started_at
+            .saturating_add(expected.max(MIN_CHARGE))
+            .unwrap_or(Timestamp::MAX);
+        after.decide(schedule, ends_at)
     }
 
     /// While item `playing` is on screen, an item of a higher tier that may
@@ -573,6 +596,27 @@ mod tests {
         for run in order.windows(7) {
             let count = |id: &str| run.iter().filter(|&&played| played == id).count();
             assert_eq!((count("a"), count("b"), count("c")), (5, 1, 1), "{run:?}");
+        }
+    }
+
+    #[test]
+    fn next_after_is_what_decide_says_once_the_play_is_recorded() {
+        let manifest = manifest(
+            "Asia/Dushanbe",
+            vec![item("a", 2), item("b", 1), item("c", 1)],
+        );
+        let schedule = Schedule::new(&manifest).unwrap();
+        let mut scheduler = Scheduler::new();
+        let mut now: Timestamp = "2027-06-01T12:00:00Z".parse().unwrap();
+        let clip = SignedDuration::from_secs(25);
+        for _ in 0..12 {
+            let Decision::Play { index, .. } = scheduler.decide(&schedule, now) else {
+                panic!("expected a play");
+            };
+            let prerolled = scheduler.next_after(&schedule, index, now, clip);
+            scheduler.record_play(&schedule, index, now, clip);
+            now += clip;
+            assert_eq!(prerolled, scheduler.decide(&schedule, now));
         }
     }
 

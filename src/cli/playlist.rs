@@ -1,10 +1,16 @@
 //! `ekran playlist …`: checks playlist TOML files (format in
-//! `playlists/FORMAT.md`, rules in [`ekran::playlist`]).
+//! `playlists/FORMAT.md`, rules in [`ekran::playlist`]) and previews the
+//! day a playlist schedules ([`ekran::schedule`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+use ekran::manifest::{Manifest, Media, RootKeys, SCHEMA_VERSION};
 use ekran::playlist::{self, Playlist, PlaylistErrors};
+use ekran::schedule;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 
 /// Exit status when a playlist is malformed or unreadable.
 const EXIT_MALFORMED: u8 = 1;
@@ -27,6 +33,20 @@ pub enum PlaylistCmd {
         #[arg(long)]
         no_media_check: bool,
     },
+    /// Show what a playlist plays on one local day: plays, airtime and share
+    /// of each item, as a screen would schedule it (media files not needed).
+    Preview {
+        /// The playlist file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The local date to preview (default: the first day of the flight).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<Date>,
+        /// Length assumed for clips without a `duration` (their real length
+        /// is known only once decoded).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        clip_seconds: u32,
+    },
 }
 
 pub fn run(cmd: PlaylistCmd) -> anyhow::Result<ExitCode> {
@@ -35,6 +55,11 @@ pub fn run(cmd: PlaylistCmd) -> anyhow::Result<ExitCode> {
             files,
             no_media_check,
         } => Ok(check(&files, no_media_check)),
+        PlaylistCmd::Preview {
+            file,
+            date,
+            clip_seconds,
+        } => preview(&file, date, clip_seconds),
     }
 }
 
@@ -97,4 +122,100 @@ fn summary(playlist: &Playlist) -> String {
         playlist.flight_days(),
         playlist.timezone,
     )
+}
+
+fn preview(file: &Path, date: Option<Date>, clip_seconds: u32) -> anyhow::Result<ExitCode> {
+    let source = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the playlist {}", file.display()))?;
+    let playlist = match playlist::parse(&source, file) {
+        Ok(playlist) => playlist,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(EXIT_MALFORMED));
+        }
+    };
+    let day = date.unwrap_or(playlist.flight.start);
+    // Media is not needed to schedule: a stand-in entry per item.
+    let (items, overlays) = playlist.to_manifest_parts(|path| {
+        Ok::<_, std::convert::Infallible>(Media {
+            sha256: String::new(),
+            size: 0,
+            mime: playlist::mime_for_path(path).unwrap_or_default().to_owned(),
+            url: path.display().to_string(),
+        })
+    })?;
+    let manifest = Manifest {
+        schema: SCHEMA_VERSION,
+        screen_id: "preview".to_owned(),
+        version: 0,
+        issued_at: Timestamp::UNIX_EPOCH,
+        expires_at: Timestamp::MAX,
+        timezone: playlist.timezone.clone(),
+        items,
+        overlays,
+        root: RootKeys {
+            version: 1,
+            keys: Vec::new(),
+            threshold: 1,
+        },
+    };
+    let plan = schedule::Schedule::new(&manifest)?;
+    let time_zone = plan.time_zone().clone();
+    let from = day.to_zoned(time_zone.clone())?.timestamp();
+    let to = day.tomorrow()?.to_zoned(time_zone.clone())?.timestamp();
+    let clip = SignedDuration::from_secs(i64::from(clip_seconds));
+    let duration_of = |item: &ekran::manifest::Item| {
+        item.duration_ms.map_or(clip, |ms| {
+            SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        })
+    };
+    let plays = schedule::simulate(&manifest, from, to, duration_of)?;
+
+    println!(
+        "{}: \"{}\" on {} ({}), clips without a duration counted as {clip:#}",
+        playlist.file,
+        playlist.campaign,
+        day.strftime("%A %Y-%m-%d"),
+        playlist.timezone,
+    );
+    if plays.is_empty() {
+        println!("  nothing plays: the screen shows its fallback all day");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total: SignedDuration = plays
+        .iter()
+        .map(|(_, id)| {
+            manifest
+                .items
+                .iter()
+                .find(|item| &item.id == id)
+                .map_or(SignedDuration::ZERO, duration_of)
+        })
+        .sum();
+    println!(
+        "  {:<40} {:>6} {:>14} {:>6}  {:>5}  {:>5}",
+        "ITEM", "PLAYS", "AIRTIME", "SHARE", "FIRST", "LAST"
+    );
+    for item in &manifest.items {
+        let starts: Vec<Timestamp> = plays
+            .iter()
+            .filter(|(_, id)| *id == item.id)
+            .map(|(start, _)| *start)
+            .collect();
+        let (Some(first), Some(last)) = (starts.first(), starts.last()) else {
+            continue;
+        };
+        let airtime = duration_of(item) * i32::try_from(starts.len()).unwrap_or(i32::MAX);
+        let clock = |at: &Timestamp| at.to_zoned(time_zone.clone()).strftime("%H:%M").to_string();
+        println!(
+            "  {:<40} {:>6} {:>14} {:>5.1}%  {:>5}  {:>5}",
+            item.id,
+            starts.len(),
+            format!("{airtime:#}"),
+            100.0 * airtime.as_secs_f64() / total.as_secs_f64(),
+            clock(first),
+            clock(last),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -361,3 +361,62 @@ fn cli_check_passes_on_the_samples_once_their_media_exists() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `ekran playlist preview` output rows: item id → plays.
+fn preview(file: &str, date: &str) -> Vec<(String, usize)> {
+    let output = ekran()
+        .args(["playlist", "preview", "--date", date])
+        .arg(repo().join("playlists").join(file))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|row| {
+            let mut columns = row.split_whitespace();
+            let id = columns.next().unwrap().to_owned();
+            (id, columns.next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn cli_preview_shows_the_day_a_playlist_schedules() {
+    // On 26 June the day's clip pre-empts the rotation, six times an hour.
+    let june26 = preview("june26-2027.toml", "2027-06-26");
+    assert!(
+        june26.contains(&("june26-2027/june-26".to_owned(), 6 * 24)),
+        "{june26:?}"
+    );
+    let june25 = preview("june26-2027.toml", "2027-06-25");
+    assert!(
+        june25.iter().all(|(id, _)| id != "june26-2027/june-26"),
+        "{june25:?}"
+    );
+    assert_eq!(june25.len(), 4, "{june25:?}");
+
+    // 15 November is day six of the poster campaign: article 6, and only it.
+    let posters = preview("udhr-2026.toml", "2026-11-15");
+    let ids: Vec<&str> = posters.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["udhr-2026/slogan", "udhr-2026/article-day-06"]);
+    // Weight 2 for 20-second posters against weight 1 for 30-second clips:
+    // posters get twice the airtime, so three times the plays.
+    assert_eq!(posters[1].1, 3 * posters[0].1);
+
+    let output = ekran()
+        .args(["playlist", "preview", "--date", "2026-12-15"])
+        .arg(repo().join("playlists/udhr-2026.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("nothing plays")
+    );
+}
