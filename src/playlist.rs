@@ -630,11 +630,10 @@ impl Checker<'_> {
         let raw_dailies: Vec<Option<RawDaily>> = self.repeated("daily", dailies);
         let raw_tickers: Vec<Option<RawTicker>> = self.repeated("ticker", tickers);
 
-        // Meaning. Without a valid header (flight, campaign) the items can
-        // still be checked on their own, against an unbounded flight.
+        // Meaning. Without a valid header the tables are still checked,
+        // against a flight that admits every date; the playlist is rejected
+        // anyway, but with every error found.
         let header = self.header(header);
-        // Without a valid header the tables are still checked, against a
-        // flight that admits every date; the playlist is rejected anyway.
         let campaign_flight = header.as_ref().map_or(
             Flight {
                 start: Date::MIN,
@@ -652,8 +651,9 @@ impl Checker<'_> {
         for (index, raw) in raw_items.into_iter().enumerate() {
             let Some(raw) = raw else { continue };
             let local_id = self.local_id(raw.id.as_ref(), || format!("item-{:02}", index + 1));
+            let id_at = raw.id.as_ref().map(|id| self.location(&id.span()));
             if let Some(item) = self.item(raw, campaign_flight, &campaign_id, local_id) {
-                self.unique_id(&mut ids, &item);
+                self.unique_id(&mut ids, &item, id_at);
                 playlist_items.push(item);
             }
         }
@@ -661,7 +661,7 @@ impl Checker<'_> {
             let Some(raw) = raw else { continue };
             let prefix = self.local_id(raw.id.as_ref(), || format!("daily-{}", index + 1));
             for item in self.daily(raw, campaign_flight, &campaign_id, prefix) {
-                self.unique_id(&mut ids, &item);
+                self.unique_id(&mut ids, &item, None);
                 playlist_items.push(item);
             }
         }
@@ -691,16 +691,23 @@ impl Checker<'_> {
         })
     }
 
-    fn unique_id(&mut self, ids: &mut HashMap<String, Location>, item: &PlaylistItem) {
+    /// Reports an item id used before, at the explicit `id` value when there
+    /// is one, else at the item's media (for derived ids).
+    fn unique_id(
+        &mut self,
+        ids: &mut HashMap<String, Location>,
+        item: &PlaylistItem,
+        id_at: Option<Location>,
+    ) {
+        let at = id_at.unwrap_or_else(|| item.media_at.clone());
         if let Some(first) = ids.get(&item.id) {
             let message = format!(
                 "item id `{}` is already used at {first}: ids must be unique in a playlist",
                 item.id
             );
-            let at = item.media_at.clone();
             self.errors.push(PlaylistError::Malformed { at, message });
         } else {
-            ids.insert(item.id.clone(), item.media_at.clone());
+            ids.insert(item.id.clone(), at);
         }
     }
 }
