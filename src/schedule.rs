@@ -124,11 +124,7 @@ impl<'m> Schedule<'m> {
     /// Whether the item's calendar rules (flight, dates, windows) allow it
     /// at this instant. Caps and priority tiers are the [`Scheduler`]'s.
     pub fn allows(&self, item: &Item, now: Timestamp) -> bool {
-        let local = self.local(now).datetime();
-        item.weight > 0
-            && in_flight(item.flight.start, item.flight.end, local.date())
-            && (item.dates.is_empty() || item.dates.contains(&local.date()))
-            && in_windows(&item.windows, local)
+        allows_at(item, self.local(now).datetime())
     }
 
     /// The overlays (tickers) to draw at this instant.
@@ -175,6 +171,14 @@ impl<'m> Schedule<'m> {
             .ok()?;
         Some(zoned.timestamp())
     }
+}
+
+/// The calendar rules of an item at a local date-time.
+fn allows_at(item: &Item, local: DateTime) -> bool {
+    item.weight > 0
+        && in_flight(item.flight.start, item.flight.end, local.date())
+        && (item.dates.is_empty() || item.dates.contains(&local.date()))
+        && in_windows(&item.windows, local)
 }
 
 fn in_flight(start: Date, end: Date, date: Date) -> bool {
@@ -359,32 +363,33 @@ impl Scheduler {
         self.credits.get(id).copied().unwrap_or_default()
     }
 
-    /// Plays of `item` started in the local clock hour of `now`.
-    fn plays_this_hour(&self, schedule: &Schedule<'_>, item: &Item, now: Timestamp) -> usize {
-        let Some(plays) = self.recent_plays.get(&item.id) else {
-            return 0;
+    /// Whether `item` has used up its plays in the clock hour starting at
+    /// `hour_start`.
+    fn capped(&self, item: &Item, hour_start: Timestamp) -> bool {
+        let Some(cap) = item.max_plays_per_hour else {
+            return false;
         };
-        let hour_start = schedule.hour_start(now);
+        let Some(plays) = self.recent_plays.get(&item.id) else {
+            return false;
+        };
         let hour_end = hour_start + SignedDuration::from_hours(1);
-        plays
+        let this_hour = plays
             .iter()
             .filter(|&&start| hour_start <= start && start < hour_end)
-            .count()
-    }
-
-    fn capped(&self, schedule: &Schedule<'_>, item: &Item, now: Timestamp) -> bool {
-        item.max_plays_per_hour.is_some_and(|cap| {
-            self.plays_this_hour(schedule, item, now) >= usize::try_from(cap).unwrap_or(usize::MAX)
-        })
+            .count();
+        this_hour >= usize::try_from(cap).unwrap_or(usize::MAX)
     }
 
     /// Indices of the items that may play at `now`, all of the highest tier
     /// that has any.
     fn candidates(&self, schedule: &Schedule<'_>, now: Timestamp) -> Vec<usize> {
         let items = &schedule.manifest().items;
+        // Converted once: a time zone lookup per item would dominate.
+        let local = schedule.local(now).datetime();
+        let hour_start = schedule.hour_start(now);
         let playable: Vec<usize> = (0..items.len())
             .filter(|&index| {
-                schedule.allows(&items[index], now) && !self.capped(schedule, &items[index], now)
+                allows_at(&items[index], local) && !self.capped(&items[index], hour_start)
             })
             .collect();
         let Some(top) = playable.iter().map(|&index| items[index].priority).max() else {
@@ -410,6 +415,7 @@ impl Scheduler {
         if future.is_empty() {
             return None;
         }
+        let hour_start = schedule.hour_start(now);
         let mut next = schedule.next_day_start(now);
         // Around a DST change local times jump: a window may open at the
         // jump (its start time was skipped) or open again (a repeated hour).
@@ -424,10 +430,8 @@ impl Scheduler {
             for window in &item.windows {
                 consider(schedule.instant(today, window.start));
             }
-            if self.capped(schedule, item, now) {
-                consider(Some(
-                    schedule.hour_start(now) + SignedDuration::from_hours(1),
-                ));
+            if self.capped(item, hour_start) {
+                consider(Some(hour_start + SignedDuration::from_hours(1)));
             }
         }
         next
