@@ -321,7 +321,7 @@ fn durations(manifest: &Manifest, seconds: &[u32]) -> impl Fn(&Item) -> SignedDu
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// Never an item outside its flight, dates or windows, over its cap, or
     /// below a tier that could play; never fallback while something could play.
