@@ -8,7 +8,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libx11-xcb1
-  gstreamer1.0-x fonts-dejavu-core openssl sqlite3 python3-venv
+  gstreamer1.0-x fonts-dejavu-core tzdata openssl sqlite3 python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
