@@ -573,17 +573,16 @@ impl Overlay {
 
 impl RootKeys {
     /// Parses the listed keys. Fails on the first key that is not an Ed25519
-    /// SubjectPublicKeyInfo PEM.
+    /// SubjectPublicKeyInfo PEM or is weak (small order).
     pub fn verifying_keys(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>, ManifestError> {
-        use ed25519_dalek::pkcs8::DecodePublicKey as _;
         self.keys
             .iter()
             .enumerate()
             .map(|(index, pem)| {
-                ed25519_dalek::VerifyingKey::from_public_key_pem(pem).map_err(|error| {
+                crate::keys::verifying_key_from_pem(pem).map_err(|error| {
                     invalid(
                         format!("root.keys[{index}]"),
-                        format!("is not an Ed25519 public key PEM: {error}"),
+                        format!("is not a usable Ed25519 public key: {error}"),
                     )
                 })
             })
@@ -782,6 +781,10 @@ mod tests {
             ("root.keys[1]", |m| {
                 m.root.keys[1] =
                     "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into()
+            }),
+            // The identity point: small order, it "verifies" forged signatures.
+            ("root.keys[0]", |m| {
+                m.root.keys[0] = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n-----END PUBLIC KEY-----\n".into()
             }),
         ];
         for (field, break_it) in cases {

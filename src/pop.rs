@@ -641,12 +641,6 @@ impl AuditReport {
     }
 }
 
-/// Parses an SPKI PEM public key.
-fn public_key_from_pem(pem: &str) -> Result<VerifyingKey, String> {
-    use ed25519_dalek::pkcs8::DecodePublicKey as _;
-    VerifyingKey::from_public_key_pem(pem).map_err(|error| error.to_string())
-}
-
 /// Verifies every screen's chain in an export and totals airtime from the
 /// records that verified.
 pub fn verify_bundle(bundle: &AuditBundle) -> AuditReport {
@@ -686,15 +680,15 @@ fn audit_screen(screen: &AuditScreen, records: &[PlayRecord]) -> ScreenAudit {
         .anchor
         .as_ref()
         .map(|anchor| (anchor.seq, anchor.hash.clone()));
-    let (chain, key_error) = match public_key_from_pem(&screen.public_key_pem) {
+    let (chain, key_error) = match crate::keys::verifying_key_from_pem(&screen.public_key_pem) {
         Ok(key) => (verify_chain(records, &key, anchor), None),
-        Err(reason) => (
+        Err(error) => (
             ChainReport {
                 records: records.len(),
                 ..ChainReport::default()
             },
             Some(format!(
-                "public key of screen {:?} is unusable: {reason}",
+                "public key of screen {:?} is unusable: {error}",
                 screen.screen_id
             )),
         ),

@@ -2,7 +2,9 @@
 //!
 //! The rules of SPEC §4 live here as pure code with an injected [`Clock`]:
 //! rollback, equal versions, expiry ("freeze": accepted but stale), root key
-//! rotation N → N+1 only, a time floor that never decreases, and size caps.
+//! rotation N → N+1 only, a time floor that never decreases, and size caps
+//! (the envelope's in [`crate::dsse`], the payload's and media's in
+//! [`crate::manifest`]).
 //! [`decide`] takes already-verified inputs and decides; [`accept`] composes
 //! DSSE verification, payload parsing and [`decide`]; [`accept_in_dir`] adds
 //! the state file, written only when a manifest is accepted, so nothing from
@@ -26,11 +28,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestError, RootKeys, is_sha256_hex};
-
-/// Largest envelope a player reads: a [`MAX_MANIFEST_BYTES`] payload grows
-/// by a third in base64, plus room for signatures. Checked before parsing.
-pub const MAX_ENVELOPE_BYTES: usize = MAX_MANIFEST_BYTES / 3 * 4 + 64 * 1024;
+use crate::dsse::{self, DsseError};
+use crate::manifest::{Manifest, ManifestError, RootKeys, is_sha256_hex};
 
 /// Name of the state file inside the state directory.
 pub const STATE_FILE: &str = "trust.json";
@@ -94,14 +93,14 @@ impl Clock for ManualClock {
 /// Every rejection leaves the trust state and the playing manifest as they were.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    /// Envelope over [`MAX_ENVELOPE_BYTES`]; not parsed.
-    #[error("envelope is {size} bytes, over the {max}-byte limit; not read")]
-    EnvelopeTooLarge {
-        /// Envelope size.
-        size: usize,
-        /// The cap.
-        max: usize,
-    },
+    /// The envelope did not verify against the pinned root: oversize,
+    /// malformed, wrong payloadType, unknown key, bad signature, threshold
+    /// not met.
+    #[error("manifest envelope rejected: {0}")]
+    Envelope(#[from] DsseError),
+    /// The pinned root in the trust state cannot be used; re-enroll.
+    #[error("the pinned root keys are unusable ({0}); re-enroll the screen")]
+    PinnedRootUnusable(#[source] ManifestError),
     /// The payload is authentic but not a valid manifest.
     #[error("manifest payload rejected: {0}")]
     Manifest(#[from] ManifestError),
@@ -422,6 +421,82 @@ pub fn decide(
         stale,
         new_state: Box::new(new_state),
     })
+}
+
+/// Verifies an envelope exactly as received and applies the acceptance
+/// rules: DSSE (size cap, [`dsse::MAX_ENVELOPE_BYTES`], before parsing) verification against a threshold of the
+/// pinned root keys, then the payload parsed and validated, then [`decide`]
+/// (which, for a rotation to the next root, has the envelope verified again
+/// against a threshold of the new keys). Pure: writes nothing.
+pub fn accept(
+    state: &TrustState,
+    envelope: &[u8],
+    clock: &dyn Clock,
+) -> Result<Acceptance, TrustError> {
+    let pinned_keys = state
+        .root
+        .verifying_keys()
+        .map_err(TrustError::PinnedRootUnusable)?;
+    let verified = dsse::verify(
+        envelope,
+        dsse::MANIFEST_PAYLOAD_TYPE,
+        &pinned_keys,
+        state.root.threshold as usize,
+    )?;
+    let manifest = Manifest::from_json(&verified.payload)?;
+    decide(
+        state,
+        &verified.payload,
+        manifest,
+        clock.now(),
+        |new_root| {
+            let new_keys = new_root
+                .verifying_keys()
+                .map_err(|error| error.to_string())?;
+            dsse::verify(
+                envelope,
+                dsse::MANIFEST_PAYLOAD_TYPE,
+                &new_keys,
+                new_root.threshold as usize,
+            )
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+        },
+    )
+}
+
+/// [`accept`] against the state persisted in `dir`: the new state is written
+/// (atomically) only when a newer manifest is accepted, so a rejected
+/// envelope leaves the directory untouched.
+pub fn accept_in_dir(
+    dir: &Path,
+    envelope: &[u8],
+    clock: &dyn Clock,
+) -> Result<Acceptance, TrustError> {
+    let state = TrustState::load(dir)?;
+    let acceptance = match accept(&state, envelope, clock) {
+        Ok(acceptance) => acceptance,
+        Err(error) => {
+            tracing::warn!(screen = %state.screen_id, %error, "manifest rejected; the last good one keeps playing");
+            return Err(error);
+        }
+    };
+    if let Acceptance::New {
+        manifest,
+        stale,
+        new_state,
+    } = &acceptance
+    {
+        new_state.save(dir)?;
+        tracing::info!(
+            screen = %state.screen_id,
+            version = manifest.version,
+            root_version = new_state.root.version,
+            stale,
+            "manifest accepted"
+        );
+    }
+    Ok(acceptance)
 }
 
 /// Same threshold and the same set of keys (compared as keys, not as PEM

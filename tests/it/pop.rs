@@ -2,11 +2,6 @@
 //! format is a contract with auditors) and exports built here with one
 //! defect each.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a panic is the failure report"
-)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
