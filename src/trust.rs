@@ -391,7 +391,7 @@ pub fn decide(
         state.root.clone()
     } else if offered < pinned {
         return Err(TrustError::RootDowngrade { pinned, offered });
-    } else if offered == pinned + 1 {
+    } else if Some(offered) == pinned.checked_add(1) {
         new_root_signed(&manifest.root).map_err(|reason| {
             TrustError::RotationNotSignedByNewRoot {
                 version: offered,
@@ -403,7 +403,7 @@ pub fn decide(
         return Err(TrustError::RootVersionSkip {
             pinned,
             offered,
-            next: pinned + 1,
+            next: pinned.saturating_add(1),
         });
     };
     let time_floor = state.time_floor.max(now).max(manifest.issued_at);
@@ -424,10 +424,11 @@ pub fn decide(
 }
 
 /// Verifies an envelope exactly as received and applies the acceptance
-/// rules: DSSE (size cap, [`dsse::MAX_ENVELOPE_BYTES`], before parsing) verification against a threshold of the
-/// pinned root keys, then the payload parsed and validated, then [`decide`]
-/// (which, for a rotation to the next root, has the envelope verified again
-/// against a threshold of the new keys). Pure: writes nothing.
+/// rules: DSSE verification against a threshold of the pinned root keys
+/// (which refuses anything over [`dsse::MAX_ENVELOPE_BYTES`] unread), then
+/// the payload parsed and validated, then [`decide`] (which, for a rotation
+/// to the next root, has the envelope verified again against a threshold of
+/// the new keys). Pure: writes nothing.
 pub fn accept(
     state: &TrustState,
     envelope: &[u8],
@@ -660,6 +661,16 @@ mod tests {
             new_state.now(&pi_after_power_cut),
             ts("2026-07-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn staleness_at_acceptance_is_judged_by_the_floor_not_the_clock() {
+        // Floor persisted after the expiry; the Pi rebooted into 1970.
+        let mut late = state();
+        late.time_floor = ts("2026-07-01T00:00:00Z");
+        let (_, stale, new_state) = accepted(decide_at(&late, manifest(5), "1970-01-01T00:00:10Z"));
+        assert!(stale);
+        assert_eq!(new_state.time_floor, ts("2026-07-01T00:00:00Z"));
     }
 
     #[test]
