@@ -512,3 +512,52 @@ fn time_floor_survives_a_reboot_into_1970() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The sample campaigns in `playlists/`, compiled as the server would and
+/// signed by the root, are accepted by a player: the playlist rules and the
+/// manifest rules agree.
+#[test]
+fn sample_playlists_compile_to_manifests_a_player_accepts() {
+    use sha2::Digest as _;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playlists");
+    let mut version = ACCEPTED_VERSION;
+    let state_dir = state_dir();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "toml") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        let playlist = ekran::playlist::parse(&source, &path)
+            .unwrap_or_else(|errors| panic!("{}: {errors}", path.display()));
+        let (items, overlays) = playlist
+            .to_manifest_parts(|media| {
+                // Stand-in content: the media files are made by a demo script.
+                let sha256 = hex::encode(sha2::Sha256::digest(media.to_string_lossy().as_bytes()));
+                Ok::<_, std::convert::Infallible>(ekran::manifest::Media {
+                    url: format!("/media/{sha256}"),
+                    sha256,
+                    size: 1_000,
+                    mime: ekran::playlist::mime_for_path(media).unwrap().to_owned(),
+                })
+            })
+            .unwrap();
+        version += 1;
+        let mut compiled = manifest(version);
+        compiled.timezone = playlist.timezone.clone();
+        compiled.items = items;
+        compiled.overlays = overlays;
+        let envelope = serde_json::to_vec(&signed_manifest(&compiled, ROOT_V1.0)).unwrap();
+        let outcome = accept_in_dir(state_dir.path(), &envelope, &clock())
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert!(
+            matches!(outcome, Acceptance::New { .. }),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        version > ACCEPTED_VERSION + 1,
+        "both sample playlists were compiled"
+    );
+}
