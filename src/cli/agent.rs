@@ -1,0 +1,133 @@
+//! `ekran agent …`: hidden helpers around the player's sync agent, used by
+//! the crash tests (a real process that a test can SIGKILL at any instant).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ekran::agent::journal::{DirStorage, Journal, JournalOptions};
+use ekran::pop::{Outcome, PlayBody, PlayRecord};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AgentCmd {
+    /// Crash-test workload: append proof-of-play records to a journal for
+    /// ever, printing `seq N` after each append returned (durable) and
+    /// `ack N` after each acknowledgement returned.
+    #[command(hide = true)]
+    JournalSoak(SoakArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Journal directory (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Acknowledge all but the newest few records every this many appends
+    /// (0: never), to exercise acknowledgement and compaction under kills.
+    #[arg(long, default_value_t = 7)]
+    ack_every: u64,
+    /// Compaction threshold in bytes (small: compaction runs often).
+    #[arg(long, default_value_t = 2048)]
+    compact_min_dead_bytes: u64,
+    /// Instead of appending, checkpoint one play in progress for ever,
+    /// printing `checkpoint LAST_PRESENTED_MS` after each durable checkpoint.
+    #[arg(long)]
+    checkpoint_only: bool,
+}
+
+pub fn run(cmd: AgentCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AgentCmd::JournalSoak(args) => journal_soak(args),
+    }
+}
+
+fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
+    let storage =
+        DirStorage::new(&args.dir).with_context(|| format!("cannot use {}", args.dir.display()))?;
+    let options = JournalOptions {
+        compact_min_dead_bytes: args.compact_min_dead_bytes,
+    };
+    let (mut journal, report) = Journal::open(storage, options)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "open pending={}", report.pending)?;
+    if let Some(interrupted) = journal.interrupted_play() {
+        let record = journal.append_play(interrupted, seal)?;
+        journal.clear_checkpoint()?;
+        writeln!(out, "seq {}", record.body.seq)?;
+    }
+    if args.checkpoint_only {
+        let mut play = soak_play(journal.head().seq + 1);
+        for frame in 1u64.. {
+            play.ended_at_ms = play.started_at_ms + (frame * 40) as i64;
+            play.frames_presented = frame;
+            journal.checkpoint(&play)?;
+            writeln!(out, "checkpoint {}", play.ended_at_ms)?;
+            out.flush()?;
+        }
+    }
+    // Acknowledge at start too, so that kills shortly after start-up hit
+    // acknowledgements and compactions, not only appends.
+    if args.ack_every > 0 {
+        acknowledge_all_but_newest(&mut journal, &mut out)?;
+    }
+    let mut appended = 0u64;
+    loop {
+        let record = journal.append_play(soak_play(journal.head().seq + 1), seal)?;
+        let seq = record.body.seq;
+        writeln!(out, "seq {seq}")?;
+        out.flush()?;
+        appended += 1;
+        if args.ack_every > 0 && appended % args.ack_every == 0 {
+            acknowledge_all_but_newest(&mut journal, &mut out)?;
+        }
+    }
+}
+
+/// Plays the server: acknowledges everything but the three newest records.
+fn acknowledge_all_but_newest(
+    journal: &mut Journal<DirStorage>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let up_to = journal.head().seq.saturating_sub(3);
+    if up_to > journal.acknowledged_seq() {
+        journal.acknowledge(up_to)?;
+        writeln!(out, "ack {up_to}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn soak_play(seq: u64) -> PlayBody {
+    let started_at_ms = 1_782_460_800_000 + seq as i64 * 30_000;
+    PlayBody {
+        screen_id: "scr-soak".to_owned(),
+        seq,
+        play_id: format!("soak-{seq}"),
+        item_id: "clip".to_owned(),
+        campaign: "soak".to_owned(),
+        media_sha256: "5f".repeat(32),
+        manifest_version: 1,
+        started_at_ms,
+        ended_at_ms: started_at_ms + 30_000,
+        duration_ms: 30_000,
+        frames_presented: 750,
+        frames_dropped: 0,
+        outcome: Outcome::Completed,
+        stale: false,
+    }
+}
+
+/// Stand-in chaining until `pop::seal` is merged (no signature yet).
+fn seal(body: PlayBody, prev_hash: &str) -> PlayRecord {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(hex::decode(prev_hash).unwrap_or_default());
+    hasher.update(serde_json::to_vec(&body).unwrap_or_default());
+    PlayRecord {
+        body,
+        prev_hash: prev_hash.to_owned(),
+        hash: hex::encode(hasher.finalize()),
+        signature: String::new(),
+    }
+}
