@@ -78,7 +78,7 @@ fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "seq {seq}")?;
         out.flush()?;
         appended += 1;
-        if args.ack_every > 0 && appended % args.ack_every == 0 {
+        if args.ack_every > 0 && appended.is_multiple_of(args.ack_every) {
             acknowledge_all_but_newest(&mut journal, &mut out)?;
         }
     }
