@@ -4,9 +4,19 @@
 //! - [`config`]: the player's TOML configuration (`/etc/ekran/player.toml`).
 //! - [`journal`]: the durable, hash-chained proof-of-play journal with the
 //!   checkpoint of the play in progress.
+//! - [`cache`]: the content-addressed media cache (verify, commit, evict,
+//!   quota); [`download`]: resumable, size-capped, throughput-floored HTTP
+//!   downloads into it.
 //! - [`backoff`]: capped exponential backoff with full jitter, shared by
 //!   every retry loop.
+//!
+//! The device-API client (enrollment, manifest long-poll, proof-of-play
+//! upload, heartbeat) is not here yet; it plugs in through
+//! [`download::AuthorizeRequest`] for media requests and reads and
+//! acknowledges records through [`journal::Journal`].
 
 pub mod backoff;
+pub mod cache;
 pub mod config;
+pub mod download;
 pub mod journal;
