@@ -3,6 +3,8 @@
 #[cfg(feature = "agent")]
 mod agent_crash;
 #[cfg(feature = "agent")]
+mod agent_download;
+#[cfg(feature = "agent")]
 mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
