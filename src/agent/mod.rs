@@ -9,6 +9,8 @@
 //!   downloads into it.
 //! - [`backoff`]: capped exponential backoff with full jitter, shared by
 //!   every retry loop.
+//! - [`watchdog`]: systemd `READY=1` and watchdog pings that stop when the
+//!   playback loop stalls.
 //!
 //! The device-API client (enrollment, manifest long-poll, proof-of-play
 //! upload, heartbeat) is not here yet; it plugs in through
@@ -20,3 +22,4 @@ pub mod cache;
 pub mod config;
 pub mod download;
 pub mod journal;
+pub mod watchdog;

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::time::Duration;
+
 use ekran::agent::journal::{DirStorage, Journal, JournalOptions};
+use ekran::agent::watchdog::{self, Liveness, Watchdog};
 use ekran::pop::{Outcome, PlayBody, PlayRecord};
 
 #[derive(Debug, clap::Subcommand)]
@@ -16,6 +19,20 @@ pub enum AgentCmd {
     /// `ack N` after each acknowledgement returned.
     #[command(hide = true)]
     JournalSoak(SoakArgs),
+    /// Watchdog test workload: `READY=1`, then a fake playback loop that
+    /// beats `--beats` times and hangs; watchdog pings must stop with it.
+    #[command(hide = true)]
+    WatchdogSoak(WatchdogSoakArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchdogSoakArgs {
+    /// Beats of the fake playback loop before it hangs.
+    #[arg(long, default_value_t = 10)]
+    beats: u64,
+    /// Milliseconds between beats.
+    #[arg(long, default_value_t = 20)]
+    beat_ms: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,7 +56,30 @@ pub struct SoakArgs {
 pub fn run(cmd: AgentCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AgentCmd::JournalSoak(args) => journal_soak(args),
+        AgentCmd::WatchdogSoak(args) => watchdog_soak(args),
     }
+}
+
+fn watchdog_soak(args: WatchdogSoakArgs) -> anyhow::Result<ExitCode> {
+    let liveness = Liveness::new();
+    let watchdog = Watchdog::from_env(liveness.clone())
+        .context("WATCHDOG_USEC is not set: not running under a systemd watchdog")?;
+    let playback = liveness.clone();
+    std::thread::Builder::new()
+        .name("fake-playback".into())
+        .spawn(move || {
+            for _ in 0..args.beats {
+                playback.beat();
+                std::thread::sleep(Duration::from_millis(args.beat_ms));
+            }
+            // Hung: no more beats, the process lives on.
+        })?;
+    watchdog::notify_ready();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?
+        .block_on(watchdog.run());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {

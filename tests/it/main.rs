@@ -8,3 +8,5 @@ mod agent_download;
 mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
+#[cfg(feature = "agent")]
+mod agent_watchdog;
