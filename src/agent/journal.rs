@@ -42,7 +42,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pop::{GENESIS_HASH, Outcome, PlayBody, PlayRecord};
+use ed25519_dalek::SigningKey;
+
+use crate::pop::{self, GENESIS_HASH, Outcome, PlayBody, PlayRecord};
 
 /// The log file's name inside the journal directory.
 pub const LOG_FILE: &str = "journal.log";
@@ -115,6 +117,9 @@ pub enum JournalError {
         /// The limit.
         limit: usize,
     },
+    /// The record could not be sealed (a malformed chain head).
+    #[error("journal: cannot seal the record: {0}")]
+    Seal(#[from] pop::PopError),
     /// A frame read back after open failed its checksum (the storage is failing).
     #[error("journal: frame at offset {offset} is corrupt: {reason}")]
     Corrupt {
@@ -563,15 +568,16 @@ impl<S: Storage> Journal<S> {
         Ok(())
     }
 
-    /// Gives `body` the next seq, seals it with `seal(body, prev_hash)` (the
-    /// screen key's [`crate::pop`] sealing) and appends it durably.
+    /// Gives `body` the next seq, chains it to the head, signs it with the
+    /// screen key ([`pop::seal`]) and appends it; returns once durable.
     pub fn append_play(
         &mut self,
         mut body: PlayBody,
-        seal: impl FnOnce(PlayBody, &str) -> PlayRecord,
+        screen_key: &SigningKey,
     ) -> Result<PlayRecord, JournalError> {
+        self.check_usable()?;
         body.seq = self.head.seq + 1;
-        let record = seal(body, &self.head.hash);
+        let record = pop::seal(body, &self.head.hash, screen_key)?;
         self.append(&record)?;
         Ok(record)
     }

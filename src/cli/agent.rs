@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ekran::agent::journal::{DirStorage, Journal, JournalOptions};
 use ekran::agent::watchdog::{self, Liveness, Watchdog};
-use ekran::pop::{Outcome, PlayBody, PlayRecord};
+use ekran::pop::{Outcome, PlayBody};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentCmd {
@@ -40,6 +40,9 @@ pub struct SoakArgs {
     /// Journal directory (created if missing).
     #[arg(long)]
     dir: PathBuf,
+    /// The screen's private key (PKCS#8 PEM) that signs the records.
+    #[arg(long)]
+    key: PathBuf,
     /// Acknowledge all but the newest few records every this many appends
     /// (0: never), to exercise acknowledgement and compaction under kills.
     #[arg(long, default_value_t = 7)]
@@ -88,11 +91,12 @@ fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let options = JournalOptions {
         compact_min_dead_bytes: args.compact_min_dead_bytes,
     };
+    let screen_key = ekran::keys::read_signing_key(&args.key)?;
     let (mut journal, report) = Journal::open(storage, options)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "open pending={}", report.pending)?;
     if let Some(interrupted) = journal.interrupted_play() {
-        let record = journal.append_play(interrupted, seal)?;
+        let record = journal.append_play(interrupted, &screen_key)?;
         journal.clear_checkpoint()?;
         writeln!(out, "seq {}", record.body.seq)?;
     }
@@ -113,7 +117,7 @@ fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     }
     let mut appended = 0u64;
     loop {
-        let record = journal.append_play(soak_play(journal.head().seq + 1), seal)?;
+        let record = journal.append_play(soak_play(journal.head().seq + 1), &screen_key)?;
         let seq = record.body.seq;
         writeln!(out, "seq {seq}")?;
         out.flush()?;
@@ -155,19 +159,5 @@ fn soak_play(seq: u64) -> PlayBody {
         frames_dropped: 0,
         outcome: Outcome::Completed,
         stale: false,
-    }
-}
-
-/// Stand-in chaining until `pop::seal` is merged (no signature yet).
-fn seal(body: PlayBody, prev_hash: &str) -> PlayRecord {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    hasher.update(hex::decode(prev_hash).unwrap_or_default());
-    hasher.update(serde_json::to_vec(&body).unwrap_or_default());
-    PlayRecord {
-        body,
-        prev_hash: prev_hash.to_owned(),
-        hash: hex::encode(hasher.finalize()),
-        signature: String::new(),
     }
 }

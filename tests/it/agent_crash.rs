@@ -5,9 +5,6 @@
 //! tails, half-done compactions); that unsynced writes are never counted on
 //! is shown by the simulated power cuts in `agent_journal`.
 
-// Test code: a failed unwrap is the test failing.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -19,11 +16,19 @@ use ekran::pop::Outcome;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::agent_support::verify_chain_from;
+use super::agent_support::{screen_key, verify_chain_from};
 
+/// Runs the journal workload on `dir`, signing with [`screen_key`] (whose
+/// PEM file it writes into `dir` once).
 fn soak(dir: &Path, extra: &[&str]) -> Child {
+    let key_path = dir.join("screen.key");
+    if !key_path.exists() {
+        ekran::keys::write_signing_key(&key_path, &screen_key()).unwrap();
+    }
     Command::new(env!("CARGO_BIN_EXE_ekran"))
-        .args(["agent", "journal-soak", "--dir"])
+        .args(["agent", "journal-soak", "--key"])
+        .arg(&key_path)
+        .arg("--dir")
         .arg(dir)
         .args(extra)
         .env("RUST_LOG", "error")
@@ -91,7 +96,11 @@ fn sigkill_at_random_points_loses_no_durable_record() {
         let anchor_hash = records
             .first()
             .map_or_else(|| journal.head().hash.clone(), |r| r.prev_hash.clone());
-        verify_chain_from(&records, (journal.acknowledged_seq(), anchor_hash));
+        verify_chain_from(
+            &records,
+            (journal.acknowledged_seq(), anchor_hash),
+            &screen_key(),
+        );
         let present: Vec<u64> = records.iter().map(|record| record.body.seq).collect();
         for seq in durable.range(journal.acknowledged_seq() + 1..) {
             assert_eq!(

@@ -3,9 +3,6 @@
 //! ignored ranges, content changing mid-download, substituted bytes,
 //! endless bodies, 1 byte/s trickles) and a disk that fills up.
 
-// Test code: a failed unwrap is the test failing.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

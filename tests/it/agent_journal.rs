@@ -4,9 +4,6 @@
 //! and can make fsync fail. A kill -9 alone cannot show this, because the
 //! page cache survives it.
 
-// Test code: a failed unwrap is the test failing.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -232,14 +229,14 @@ fn open(fs: &FaultFs, options: &JournalOptions) -> Journal<FaultFs> {
 }
 
 fn append_next(journal: &mut Journal<FaultFs>, n: u64) -> Result<PlayRecord, JournalError> {
-    journal.append_play(play_body(n), seal)
+    journal.append_play(play_body(n), &screen_key())
 }
 
 /// All pending records, checked to form one chain from the acknowledged head.
 fn pending_chain(journal: &mut Journal<FaultFs>) -> Vec<PlayRecord> {
     let records = journal.pending(usize::MAX).unwrap();
     let anchor = (journal.acknowledged_seq(), acked_hash(journal, &records));
-    verify_chain_from(&records, anchor);
+    verify_chain_from(&records, anchor, &screen_key());
     if let Some(last) = records.last() {
         assert_eq!(journal.head().seq, last.body.seq);
         assert_eq!(journal.head().hash, last.hash);
@@ -559,7 +556,7 @@ fn checkpoint_becomes_an_interrupted_record_after_a_power_cut() {
     );
     assert_eq!(interrupted.duration_ms, 3000);
     assert_eq!(interrupted.frames_presented, 75);
-    let record = journal.append_play(interrupted, seal).unwrap();
+    let record = journal.append_play(interrupted, &screen_key()).unwrap();
     assert_eq!(record.body.outcome, Outcome::Interrupted);
     assert_eq!(
         journal.interrupted_play(),
@@ -623,7 +620,7 @@ fn real_directory_round_trip() {
         Journal::open(DirStorage::new(dir.path()).unwrap(), options.clone()).unwrap();
     let mut written = Vec::new();
     for n in 1..=20 {
-        written.push(journal.append_play(play_body(n), seal).unwrap());
+        written.push(journal.append_play(play_body(n), &screen_key()).unwrap());
     }
     journal.acknowledge(15).unwrap();
     drop(journal);
@@ -633,5 +630,4 @@ fn real_directory_round_trip() {
     assert_eq!(journal.pending(3).unwrap(), written[15..18]);
     assert_eq!(journal.pending(100).unwrap(), written[15..]);
     assert!(!dir.path().join("journal.log.new").exists());
-    let _ = screen_key();
 }

@@ -1,12 +1,8 @@
 //! Shared helpers for the agent's tests: sample plays, the screen key,
 //! sealing and chain verification.
 
-// Test code: a failed unwrap is the test failing.
-#![allow(clippy::unwrap_used)]
-
 use ed25519_dalek::SigningKey;
-use ekran::pop::{Outcome, PlayBody, PlayRecord};
-use sha2::{Digest, Sha256};
+use ekran::pop::{self, Outcome, PlayBody, PlayRecord};
 
 /// A fixed screen key: tests are reproducible.
 pub fn screen_key() -> SigningKey {
@@ -34,41 +30,22 @@ pub fn play_body(n: u64) -> PlayBody {
     }
 }
 
-/// Chains `body` after `prev_hash` (stand-in for `pop::seal` until it lands).
+/// Chains `body` after `prev_hash`, signed with [`screen_key`].
 pub fn seal(body: PlayBody, prev_hash: &str) -> PlayRecord {
-    let hash = record_hash(&body, prev_hash);
-    PlayRecord {
-        body,
-        prev_hash: prev_hash.to_owned(),
-        hash,
-        signature: String::new(),
-    }
+    pop::seal(body, prev_hash, &screen_key()).unwrap()
 }
 
-fn record_hash(body: &PlayBody, prev_hash: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(hex::decode(prev_hash).unwrap());
-    hasher.update(serde_json::to_vec(body).unwrap());
-    hex::encode(hasher.finalize())
-}
-
-/// Asserts `records` form one unbroken chain starting after `anchor`.
-pub fn verify_chain_from(records: &[PlayRecord], anchor: (u64, String)) {
-    let (mut seq, mut hash) = anchor;
-    for record in records {
-        assert_eq!(record.body.seq, seq + 1, "gap or reorder in the chain");
-        assert_eq!(
-            record.prev_hash, hash,
-            "record {} does not link",
-            record.body.seq
-        );
-        assert_eq!(
-            record.hash,
-            record_hash(&record.body, &record.prev_hash),
-            "record {} altered",
-            record.body.seq
-        );
-        seq = record.body.seq;
-        hash = record.hash.clone();
-    }
+/// Asserts `records` form one unbroken chain of valid signatures by
+/// `screen_key` starting after `anchor` (the acknowledged head).
+pub fn verify_chain_from(records: &[PlayRecord], anchor: (u64, String), screen_key: &SigningKey) {
+    let report = pop::verify_chain(records, &screen_key.verifying_key(), Some(anchor.clone()));
+    assert!(
+        report.is_clean(),
+        "chain after {anchor:?}: {:?}",
+        report.findings
+    );
+    assert_eq!(
+        report.highest_contiguous,
+        records.last().map_or(anchor.0, |record| record.body.seq)
+    );
 }

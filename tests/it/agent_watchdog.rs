@@ -1,9 +1,6 @@
 //! The systemd watchdog end to end: a real `ekran` process talks to a real
 //! notify socket, as under systemd with `Type=notify` and `WatchdogSec=`.
 
-// Test code: a failed unwrap is the test failing.
-#![allow(clippy::unwrap_used)]
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,4 +1,6 @@
-//! Ekran's integration tests: one test binary, one module per area.
+//! The one integration-test binary: one module per area.
+//! Helpers (`unwrap` and friends) are fine in tests.
+#![allow(clippy::unwrap_used)]
 
 #[cfg(feature = "agent")]
 mod agent_crash;
@@ -10,3 +12,9 @@ mod agent_journal;
 mod agent_support;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
+mod cli_keys_manifest;
+mod dsse;
+mod playlist;
+mod pop;
+mod schedule;
+mod trust;
