@@ -22,6 +22,10 @@
 //! - [`pop`]: proof-of-play records, their hash chain and signatures, and the
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
 //!
+//! Player sync agent (feature `agent`, included in `player`):
+//! - [`agent`]: the player's config file, the content-addressed media cache
+//!   and its downloads, and the durable proof-of-play journal.
+//!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and calls
 //! into these modules; it alone uses `anyhow`.
 
@@ -33,6 +37,8 @@ pub mod pop;
 pub mod schedule;
 pub mod trust;
 
+#[cfg(feature = "agent")]
+pub mod agent;
 #[cfg(feature = "player")]
 pub mod player;
 #[cfg(feature = "server")]

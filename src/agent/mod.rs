@@ -1,0 +1,25 @@
+//! The player's sync agent (SPEC §4–§6), without GPU or GStreamer: what a
+//! screen box keeps on disk and fetches from the network.
+//!
+//! - [`config`]: the player's TOML configuration (`/etc/ekran/player.toml`).
+//! - [`journal`]: the durable, hash-chained proof-of-play journal with the
+//!   checkpoint of the play in progress.
+//! - [`cache`]: the content-addressed media cache (verify, commit, evict,
+//!   quota); [`download`]: resumable, size-capped, throughput-floored HTTP
+//!   downloads into it.
+//! - [`backoff`]: capped exponential backoff with full jitter, shared by
+//!   every retry loop.
+//! - [`watchdog`]: systemd `READY=1` and watchdog pings that stop when the
+//!   playback loop stalls.
+//!
+//! The device-API client (enrollment, manifest long-poll, proof-of-play
+//! upload, heartbeat) is not here yet; it plugs in through
+//! [`download::AuthorizeRequest`] for media requests and reads and
+//! acknowledges records through [`journal::Journal`].
+
+pub mod backoff;
+pub mod cache;
+pub mod config;
+pub mod download;
+pub mod journal;
+pub mod watchdog;
