@@ -18,3 +18,7 @@ mod playlist;
 mod pop;
 mod schedule;
 mod trust;
+#[cfg(feature = "server")]
+mod server_api;
+#[cfg(feature = "server")]
+mod server_support;

@@ -1,1 +1,0 @@
-//! The central server: HTTP API on axum, storage on SQLite or PostgreSQL through sqlx.

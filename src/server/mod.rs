@@ -1,0 +1,150 @@
+//! The central server (SPEC §7): HTTP API on axum, storage on SQLite or
+//! PostgreSQL through sqlx, media in a content-addressed store.
+//!
+//! # Layout
+//! - [`db`]: the pool over either backend, migrations, write transactions.
+//! - [`error`]: `AppError`, the one error type handlers return.
+//! - [`auth`]: people's tokens and roles, the bearer-token extractor.
+//! - [`device`]: screen enrollment (pairing codes) and signed device requests.
+//! - [`media`]: the `MediaStore` trait, the on-disk store, upload sniffing.
+//! - [`publish`]: compiling playlists into signed per-screen manifests.
+//! - [`ingest`]: proof-of-play batches: verification, storage, findings, rollups.
+//! - [`reports`]: airtime per venue × campaign × day from the rollups.
+//! - [`api`]: the HTTP routes and handlers, grouped by resource.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests start a
+//! real server on port 0 and stop it when they like.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod media;
+pub mod metrics;
+pub mod reports;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use db::{Db, DbError};
+
+/// Default data directory of `ekran server`.
+pub const DEFAULT_DATA_DIR: &str = "ekran-data";
+/// Default listen address of `ekran server`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default largest media upload: 4 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds the SQLite file (when no `database_url`), the signing key and the media store.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; `None` for the embedded SQLite file.
+    pub database_url: Option<String>,
+    /// Largest accepted media upload in bytes; larger ones get 413.
+    pub max_upload_bytes: u64,
+    /// How long a compiled manifest stays fresh before players mark themselves stale.
+    pub manifest_ttl_secs: u64,
+}
+
+impl Config {
+    /// A config with every default, storing in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            manifest_ttl_secs: 14 * 24 * 3600,
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Database connection or migration failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The data dir or a file in it is unusable.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Shared state of every handler: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    db: Db,
+    config: Config,
+}
+
+impl AppState {
+    /// Opens the database (migrating it) and the data dir.
+    pub async fn open(config: Config) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
+            what: "cannot create the data directory",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
+        Ok(Self {
+            inner: Arc::new(StateInner { db, config }),
+        })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The configuration the server started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish and closes the database pool.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let state = AppState::open(config).await?;
+    serve(state, listener, shutdown).await
+}
+
+/// Like [`run`], with an already opened state (tests that also want the state's handles).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let address = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(%address, backend = ?state.db().backend(), "ekran server listening");
+    let app = api::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    state.db().close().await;
+    tracing::info!("ekran server stopped");
+    Ok(())
+}

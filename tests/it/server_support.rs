@@ -1,0 +1,214 @@
+//! Shared harness of the server tests: a real server on a loopback port 0
+//! over SQLite in a temp dir or PostgreSQL (127.0.0.1:5432, database `test`)
+//! in a freshly created schema that is dropped afterwards.
+
+use std::time::Duration;
+
+use ekran::server::auth::{self, Role};
+use ekran::server::{AppState, Config};
+use rand::RngCore;
+use sqlx::Connection;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests use; `EKRAN_TEST_PG_URL` overrides it.
+pub fn pg_admin_url() -> String {
+    std::env::var("EKRAN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh PostgreSQL schema, dropped when this value is dropped.
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> Self {
+        let mut raw = [0u8; 6];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let name = format!("ekran_test_{}", hex::encode(raw));
+        let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.expect(
+            "PostgreSQL at 127.0.0.1:5432 (db test) must be reachable for the server tests",
+        );
+        sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test schema");
+        Self { name }
+    }
+
+    /// A connection URL whose sessions use only this schema.
+    pub fn url(&self) -> String {
+        format!(
+            "{}?options=-c%20search_path%3D{}",
+            pg_admin_url(),
+            self.name
+        )
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside an async test; do the blocking cleanup on its own thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                    let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A database for one test: a temp dir (always, for the data dir) and, on
+/// PostgreSQL, a schema.
+pub struct TestDb {
+    pub data: TempDir,
+    pub pg: Option<PgSchema>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgSchema::create().await),
+        };
+        Self { data, pg }
+    }
+
+    pub fn database_url(&self) -> Option<String> {
+        self.pg.as_ref().map(PgSchema::url)
+    }
+
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(self.data.path());
+        config.database_url = self.database_url();
+        config
+    }
+}
+
+/// A running server with an admin token.
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub admin: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    // Dropped last: the schema outlives the server using it.
+    pub db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(TestDb::new(backend).await, |_| {}).await
+    }
+
+    /// Starts on `db` with a config adjusted by `tweak`.
+    pub async fn start_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = db.config();
+        tweak(&mut config);
+        let state = AppState::open(config).await.expect("open server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            ekran::server::serve(serving, listener, async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        let admin = auth::create_token(state.db(), Role::Admin, "test-admin")
+            .await
+            .expect("admin token")
+            .secret;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Self {
+            base,
+            state,
+            admin,
+            client,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            db,
+        }
+    }
+
+    /// A new token with `role`.
+    pub async fn token(&self, role: Role) -> String {
+        auth::create_token(self.state.db(), role, &format!("test-{role}"))
+            .await
+            .expect("token")
+            .secret
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Runs an async test body once per backend: `both_backends!(name, ...)`
+/// defines `name::sqlite` and `name::postgres` calling `name(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::server_support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::server_support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// Reads a JSON error body's message.
+pub async fn error_message(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    body["error"].as_str().expect("error field").to_owned()
+}
