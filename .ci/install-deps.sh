@@ -8,7 +8,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libx11-xcb1
-  gstreamer1.0-x fonts-dejavu-core openssl sqlite3 python3-venv
+  gstreamer1.0-x fonts-dejavu-core tzdata openssl sqlite3 python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,4 +18,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# An independent DSSE implementation (securesystemslib) for the interop test
+# tests/fixtures/dsse/verify_securesystemslib.py, in a venv at a fixed path.
+# Created only when missing or incomplete.
+dsse_venv=/opt/ekran-ci-venv
+if ! "$dsse_venv/bin/python" -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then
+  /usr/bin/python3 -m venv "$dsse_venv"
+  "$dsse_venv/bin/pip" install -q 'securesystemslib[crypto]==1.6.0'
 fi
