@@ -59,7 +59,13 @@ pub const MAX_DEVICE_BODY_BYTES: usize = 16 * 1024 * 1024;
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
 /// The string a device signs (see the module docs).
-pub fn signing_string(method: &str, path_and_query: &str, body_sha256_hex: &str, ts_ms: i64, nonce: &str) -> String {
+pub fn signing_string(
+    method: &str,
+    path_and_query: &str,
+    body_sha256_hex: &str,
+    ts_ms: i64,
+    nonce: &str,
+) -> String {
     format!(
         "{SIGNING_CONTEXT}\n{}\n{path_and_query}\n{body_sha256_hex}\n{ts_ms}\n{nonce}",
         method.to_ascii_uppercase()
@@ -68,7 +74,13 @@ pub fn signing_string(method: &str, path_and_query: &str, body_sha256_hex: &str,
 
 /// Builds the `Authorization` header value for a request: the client side
 /// of the scheme, used by the CLI, tests and the player agent.
-pub fn sign_request(key: &SigningKey, method: &str, path_and_query: &str, body: &[u8], ts_ms: i64) -> String {
+pub fn sign_request(
+    key: &SigningKey,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    ts_ms: i64,
+) -> String {
     let nonce: String = {
         let mut rng = rand::thread_rng();
         (0..24)
@@ -100,14 +112,19 @@ pub struct DeviceAuthHeader {
 
 /// Parses `Ekran-Device keyid="…", ts="…", nonce="…", sig="…"`.
 pub fn parse_auth_header(value: &str) -> Result<DeviceAuthHeader, AppError> {
-    let bad = |what: &str| AppError::Unauthorized(format!("malformed {AUTH_SCHEME} authorization: {what}"));
+    let bad = |what: &str| {
+        AppError::Unauthorized(format!("malformed {AUTH_SCHEME} authorization: {what}"))
+    };
     let rest = value
         .strip_prefix(AUTH_SCHEME)
         .and_then(|rest| rest.strip_prefix(' '))
         .ok_or_else(|| bad("expected the Ekran-Device scheme"))?;
     let (mut key_id, mut ts, mut nonce, mut sig) = (None, None, None, None);
     for part in rest.split(',') {
-        let (name, raw) = part.trim().split_once('=').ok_or_else(|| bad("expected name=\"value\" pairs"))?;
+        let (name, raw) = part
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| bad("expected name=\"value\" pairs"))?;
         let value = raw.trim().trim_matches('"').to_owned();
         match name.trim() {
             "keyid" => key_id = Some(value),
@@ -124,7 +141,9 @@ pub fn parse_auth_header(value: &str) -> Result<DeviceAuthHeader, AppError> {
         .map_err(|_| bad("ts is not an integer of milliseconds"))?;
     let nonce = nonce.ok_or_else(|| bad("missing nonce"))?;
     if !(16..=64).contains(&nonce.len())
-        || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(bad("nonce must be 16-64 characters of A-Z a-z 0-9 - _"));
     }
@@ -155,10 +174,11 @@ pub struct DeviceScreen {
 
 /// Loads the enrolled screen with this key id.
 pub async fn screen_by_key(db: &Db, key_id: &str) -> Result<Option<DeviceScreen>, AppError> {
-    let row = sqlx::query("SELECT id, key_id, venue_id, public_key_pem FROM screens WHERE key_id = $1")
-        .bind(key_id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row =
+        sqlx::query("SELECT id, key_id, venue_id, public_key_pem FROM screens WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(db.pool())
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let pem: String = row.try_get("public_key_pem")?;
     let key = keys::verifying_key_from_pem(&pem).map_err(AppError::internal)?;
@@ -188,7 +208,13 @@ async fn verify_signed(
         )));
     }
     let body_hash = hex::encode(Sha256::digest(body));
-    let message = signing_string(method.as_str(), path_and_query, &body_hash, header.ts_ms, &header.nonce);
+    let message = signing_string(
+        method.as_str(),
+        path_and_query,
+        &body_hash,
+        header.ts_ms,
+        &header.nonce,
+    );
     key.verify_strict(message.as_bytes(), &header.signature).map_err(|_| {
         AppError::Unauthorized(
             "device request signature does not verify (method, path, body or time differ from what was signed)".into(),
@@ -204,7 +230,9 @@ async fn verify_signed(
     .execute(db.pool())
     .await?;
     if fresh.rows_affected() == 0 {
-        return Err(AppError::Unauthorized("replayed device request (nonce already used)".into()));
+        return Err(AppError::Unauthorized(
+            "replayed device request (nonce already used)".into(),
+        ));
     }
     Ok(())
 }
@@ -224,7 +252,9 @@ fn device_header(parts: &Parts) -> Result<DeviceAuthHeader, AppError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
-            AppError::Unauthorized(format!("missing {AUTH_SCHEME} authorization (signed device request)"))
+            AppError::Unauthorized(format!(
+                "missing {AUTH_SCHEME} authorization (signed device request)"
+            ))
         })?;
     parse_auth_header(value)
 }
@@ -257,7 +287,15 @@ async fn authenticate_device(
             _ => format!("unknown screen key {}: enroll the box first", header.key_id),
         }));
     };
-    verify_signed(state.db(), &header, &screen.key, &parts.method, &path_and_query(parts), body).await?;
+    verify_signed(
+        state.db(),
+        &header,
+        &screen.key,
+        &parts.method,
+        &path_and_query(parts),
+        body,
+    )
+    .await?;
     Ok(screen)
 }
 
@@ -286,9 +324,12 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, AppError> {
     let mut stream = body.into_data_stream();
     let mut collected = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
         if collected.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge(format!("request body is larger than {limit} bytes")));
+            return Err(AppError::PayloadTooLarge(format!(
+                "request body is larger than {limit} bytes"
+            )));
         }
         collected.extend_from_slice(&chunk);
     }
@@ -307,7 +348,10 @@ pub enum DeviceOrPerson {
 impl FromRequestParts<AppState> for DeviceOrPerson {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let is_device = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -341,7 +385,11 @@ fn new_pairing_code() -> String {
         if i == 4 {
             code.push('-');
         }
-        let _ = write!(code, "{}", char::from(CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())]));
+        let _ = write!(
+            code,
+            "{}",
+            char::from(CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())])
+        );
     }
     code
 }
@@ -377,7 +425,9 @@ pub async fn enroll(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Pair
     let key = keys::verifying_key_from_pem(&request.public_key)
         .map_err(|e| AppError::BadRequest(format!("invalid public key: {e}")))?;
     if key.is_weak() {
-        return Err(AppError::BadRequest("weak (small-order) Ed25519 public key refused".into()));
+        return Err(AppError::BadRequest(
+            "weak (small-order) Ed25519 public key refused".into(),
+        ));
     }
     let key_id = keys::key_id(&key);
     let header = device_header(parts)?;
@@ -386,9 +436,20 @@ pub async fn enroll(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Pair
             "the enrollment request must be signed by the key it enrolls".into(),
         ));
     }
-    verify_signed(state.db(), &header, &key, &parts.method, &path_and_query(parts), body).await?;
+    verify_signed(
+        state.db(),
+        &header,
+        &key,
+        &parts.method,
+        &path_and_query(parts),
+        body,
+    )
+    .await?;
     if let Some(screen) = screen_by_key(state.db(), &key_id).await? {
-        return Err(AppError::Conflict(format!("this key is already enrolled as screen {:?}", screen.id)));
+        return Err(AppError::Conflict(format!(
+            "this key is already enrolled as screen {:?}",
+            screen.id
+        )));
     }
     let now = now_ms();
     let existing = sqlx::query(
@@ -430,7 +491,9 @@ pub async fn enroll(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Pair
             });
         }
     }
-    Err(AppError::internal("could not allocate a unique pairing code"))
+    Err(AppError::internal(
+        "could not allocate a unique pairing code",
+    ))
 }
 
 /// What an approval needs.
@@ -452,7 +515,11 @@ pub struct Approval {
 
 /// Turns a pending pairing into an enrolled screen. Single use: a second
 /// approval of the same code, or one after expiry, is 410.
-pub async fn approve(state: &AppState, typed_code: &str, approval: &Approval) -> Result<String, AppError> {
+pub async fn approve(
+    state: &AppState,
+    typed_code: &str,
+    approval: &Approval,
+) -> Result<String, AppError> {
     let code = normalize_code(typed_code);
     let db = state.db();
     crate::server::api::admin::load_venue(db, &approval.venue).await?;
@@ -460,14 +527,18 @@ pub async fn approve(state: &AppState, typed_code: &str, approval: &Approval) ->
         crate::server::api::admin::ensure_group(db, group, group).await?;
     }
     let mut tx = db.begin_write().await?;
-    let row = sqlx::query("SELECT key_id, public_key_pem, expires_at_ms, used_at_ms FROM pairings WHERE code = $1")
-        .bind(&code)
-        .fetch_optional(&mut *tx.tx)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("unknown pairing code {code:?}")))?;
+    let row = sqlx::query(
+        "SELECT key_id, public_key_pem, expires_at_ms, used_at_ms FROM pairings WHERE code = $1",
+    )
+    .bind(&code)
+    .fetch_optional(&mut *tx.tx)
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("unknown pairing code {code:?}")))?;
     let used: Option<i64> = row.try_get("used_at_ms")?;
     if used.is_some() {
-        return Err(AppError::Gone(format!("pairing code {code} was already used")));
+        return Err(AppError::Gone(format!(
+            "pairing code {code} was already used"
+        )));
     }
     let expires: i64 = row.try_get("expires_at_ms")?;
     let now = now_ms();
@@ -492,7 +563,9 @@ pub async fn approve(state: &AppState, typed_code: &str, approval: &Approval) ->
         .execute(&mut *tx.tx)
         .await?;
     if claimed.rows_affected() == 0 {
-        return Err(AppError::Gone(format!("pairing code {code} was already used")));
+        return Err(AppError::Gone(format!(
+            "pairing code {code} was already used"
+        )));
     }
     let inserted = sqlx::query(
         "INSERT INTO screens (id, name, venue_id, key_id, public_key_pem, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -524,20 +597,46 @@ mod tests {
     #[test]
     fn signed_header_round_trips_and_binds_every_part() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
-        let header = sign_request(&key, "post", "/api/v1/device/pop?x=1", b"[]", 1_700_000_000_000);
+        let header = sign_request(
+            &key,
+            "post",
+            "/api/v1/device/pop?x=1",
+            b"[]",
+            1_700_000_000_000,
+        );
         let parsed = parse_auth_header(&header).unwrap();
         assert_eq!(parsed.key_id, keys::key_id(&key.verifying_key()));
         assert_eq!(parsed.ts_ms, 1_700_000_000_000);
         let hash = hex::encode(Sha256::digest(b"[]"));
-        let signed = signing_string("POST", "/api/v1/device/pop?x=1", &hash, parsed.ts_ms, &parsed.nonce);
-        assert!(key.verifying_key().verify_strict(signed.as_bytes(), &parsed.signature).is_ok());
+        let signed = signing_string(
+            "POST",
+            "/api/v1/device/pop?x=1",
+            &hash,
+            parsed.ts_ms,
+            &parsed.nonce,
+        );
+        assert!(
+            key.verifying_key()
+                .verify_strict(signed.as_bytes(), &parsed.signature)
+                .is_ok()
+        );
         for (method, path, body) in [
             ("GET", "/api/v1/device/pop?x=1", &b"[]"[..]),
             ("POST", "/api/v1/device/pop", &b"[]"[..]),
             ("POST", "/api/v1/device/pop?x=1", &b"[{}]"[..]),
         ] {
-            let other = signing_string(method, path, &hex::encode(Sha256::digest(body)), parsed.ts_ms, &parsed.nonce);
-            assert!(key.verifying_key().verify_strict(other.as_bytes(), &parsed.signature).is_err());
+            let other = signing_string(
+                method,
+                path,
+                &hex::encode(Sha256::digest(body)),
+                parsed.ts_ms,
+                &parsed.nonce,
+            );
+            assert!(
+                key.verifying_key()
+                    .verify_strict(other.as_bytes(), &parsed.signature)
+                    .is_err()
+            );
         }
     }
 
@@ -550,7 +649,10 @@ mod tests {
             "Ekran-Device keyid=\"a\", ts=\"1\", nonce=\"short\", sig=\"AA==\"",
             "Ekran-Device keyid=\"a\", ts=\"1\", nonce=\"abcdefghijklmnop\", sig=\"AA==\"",
         ] {
-            assert!(matches!(parse_auth_header(bad), Err(AppError::Unauthorized(_))), "{bad}");
+            assert!(
+                matches!(parse_auth_header(bad), Err(AppError::Unauthorized(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -86,8 +86,11 @@ pub struct IngestAck {
 
 /// Parses and bounds a batch body: a JSON array of records.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<PlayRecord>, AppError> {
-    let records: Vec<PlayRecord> = serde_json::from_slice(body)
-        .map_err(|e| AppError::BadRequest(format!("invalid proof-of-play batch (expected a JSON array of records): {e}")))?;
+    let records: Vec<PlayRecord> = serde_json::from_slice(body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "invalid proof-of-play batch (expected a JSON array of records): {e}"
+        ))
+    })?;
     if records.len() > MAX_BATCH_RECORDS {
         return Err(AppError::PayloadTooLarge(format!(
             "batch of {} records is over the limit of {MAX_BATCH_RECORDS}; split it",
@@ -99,13 +102,18 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<PlayRecord>, AppError> {
 
 /// The local date (venue time zone) a play is credited to: the day it started.
 pub fn local_day(started_at_ms: i64, tz: &jiff::tz::TimeZone) -> Result<String, AppError> {
-    let instant = jiff::Timestamp::from_millisecond(started_at_ms)
-        .map_err(|_| AppError::BadRequest(format!("started_at_ms {started_at_ms} is out of range")))?;
+    let instant = jiff::Timestamp::from_millisecond(started_at_ms).map_err(|_| {
+        AppError::BadRequest(format!("started_at_ms {started_at_ms} is out of range"))
+    })?;
     Ok(instant.to_zoned(tz.clone()).date().to_string())
 }
 
 /// Verifies, stores and chains one batch from an authenticated screen.
-pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRecord>) -> Result<IngestAck, AppError> {
+pub async fn ingest(
+    state: &AppState,
+    screen: &DeviceScreen,
+    records: Vec<PlayRecord>,
+) -> Result<IngestAck, AppError> {
     for record in &records {
         if record.body.screen_id != screen.id {
             return Err(AppError::BadRequest(format!(
@@ -114,7 +122,10 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
             )));
         }
         if record.body.seq == 0 || record.body.seq > i64::MAX as u64 {
-            return Err(AppError::BadRequest(format!("record seq {} is out of range (1..2^63)", record.body.seq)));
+            return Err(AppError::BadRequest(format!(
+                "record seq {} is out of range (1..2^63)",
+                record.body.seq
+            )));
         }
     }
     let db = state.db();
@@ -133,17 +144,26 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
             let seq = record.body.seq;
             if let Err(error) = record.verify(&key) {
                 let kind = match error {
-                    PopError::BadSignature { .. } | PopError::MalformedSignature { .. } => FindingKind::BadSignature,
+                    PopError::BadSignature { .. } | PopError::MalformedSignature { .. } => {
+                        FindingKind::BadSignature
+                    }
                     _ => FindingKind::BadHash,
                 };
-                findings.push(NewFinding { kind, seq, detail: error.to_string() });
+                findings.push(NewFinding {
+                    kind,
+                    seq,
+                    detail: error.to_string(),
+                });
                 continue;
             }
             match valid.get(&seq) {
                 Some(first) if first.hash != record.hash => findings.push(NewFinding {
                     kind: FindingKind::Fork,
                     seq,
-                    detail: format!("batch carries two different records for seq {seq} ({} and {})", first.hash, record.hash),
+                    detail: format!(
+                        "batch carries two different records for seq {seq} ({} and {})",
+                        first.hash, record.hash
+                    ),
                 }),
                 Some(_) => {}
                 None => {
@@ -166,10 +186,12 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let head = sqlx::query(&format!("SELECT pop_acked_seq, pop_acked_hash FROM screens WHERE id = $1{lock}"))
-        .bind(&screen.id)
-        .fetch_one(&mut *tx.tx)
-        .await?;
+    let head = sqlx::query(&format!(
+        "SELECT pop_acked_seq, pop_acked_hash FROM screens WHERE id = $1{lock}"
+    ))
+    .bind(&screen.id)
+    .fetch_one(&mut *tx.tx)
+    .await?;
     let mut acked_seq = get_u64(&head, "pop_acked_seq")?;
     let mut acked_hash: String = head.try_get("pop_acked_hash")?;
 
@@ -184,7 +206,11 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
 
     // 2. Not inserted: an identical re-upload, or a fork.
     let mut duplicates = 0;
-    let others: Vec<&PlayRecord> = all.iter().copied().filter(|r| !inserted_set.contains(&r.body.seq)).collect();
+    let others: Vec<&PlayRecord> = all
+        .iter()
+        .copied()
+        .filter(|r| !inserted_set.contains(&r.body.seq))
+        .collect();
     if !others.is_empty() {
         let stored = stored_hashes(&mut tx, &screen.id, others.iter().map(|r| r.body.seq)).await?;
         for record in others {
@@ -208,11 +234,22 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
     let mut rollup: HashMap<(&str, &str), Rollup> = HashMap::new();
     for seq in &inserted {
         let record = &valid[seq];
-        let entry = rollup.entry((record.body.campaign.as_str(), days[seq].as_str())).or_default();
+        let entry = rollup
+            .entry((record.body.campaign.as_str(), days[seq].as_str()))
+            .or_default();
         entry.add(record.body.duration_ms, record.body.outcome);
     }
     for ((campaign, day), sums) in &rollup {
-        add_rollup(&mut tx, &screen.venue_id, campaign, day, &screen.id, sums, false).await?;
+        add_rollup(
+            &mut tx,
+            &screen.venue_id,
+            campaign,
+            day,
+            &screen.id,
+            sums,
+            false,
+        )
+        .await?;
     }
 
     // 4. Advance the verified chain head as far as records link.
@@ -248,7 +285,11 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
             advanced += 1;
             let outcome: String = row.try_get("outcome")?;
             let entry = verified
-                .entry((row.try_get("venue_id")?, row.try_get("campaign")?, row.try_get("day")?))
+                .entry((
+                    row.try_get("venue_id")?,
+                    row.try_get("campaign")?,
+                    row.try_get("day")?,
+                ))
                 .or_default();
             entry.add(get_u64(row, "duration_ms")?, outcome_from_str(&outcome));
         }
@@ -275,11 +316,12 @@ pub async fn ingest(state: &AppState, screen: &DeviceScreen, records: Vec<PlayRe
     }
 
     // 5. A hole between the chain head and stored later records is a gap.
-    let next_stored: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM pop_records WHERE screen_id = $1 AND seq > $2")
-        .bind(&screen.id)
-        .bind(to_i64(acked_seq))
-        .fetch_one(&mut *tx.tx)
-        .await?;
+    let next_stored: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(seq) FROM pop_records WHERE screen_id = $1 AND seq > $2")
+            .bind(&screen.id)
+            .bind(to_i64(acked_seq))
+            .fetch_one(&mut *tx.tx)
+            .await?;
     if let Some(next) = next_stored
         && next as u64 > acked_seq + 1
     {
@@ -460,12 +502,14 @@ async fn stored_hashes(
     let (Some(min), Some(max)) = (seqs.iter().min(), seqs.iter().max()) else {
         return Ok(HashMap::new());
     };
-    let rows = sqlx::query("SELECT seq, hash FROM pop_records WHERE screen_id = $1 AND seq >= $2 AND seq <= $3")
-        .bind(screen_id)
-        .bind(to_i64(*min))
-        .bind(to_i64(*max))
-        .fetch_all(&mut *tx.tx)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT seq, hash FROM pop_records WHERE screen_id = $1 AND seq >= $2 AND seq <= $3",
+    )
+    .bind(screen_id)
+    .bind(to_i64(*min))
+    .bind(to_i64(*max))
+    .fetch_all(&mut *tx.tx)
+    .await?;
     let wanted: std::collections::HashSet<u64> = seqs.iter().copied().collect();
     let mut hashes = HashMap::new();
     for row in &rows {

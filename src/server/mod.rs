@@ -18,18 +18,32 @@
 pub mod api;
 pub mod auth;
 pub mod db;
+pub mod device;
 pub mod error;
+pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod publish;
 pub mod reports;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ed25519_dalek::SigningKey;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-use db::{Db, DbError};
+use crate::keys;
+use db::{Backend, Db, DbError};
+use media::{DiskStore, MediaStore};
+use metrics::Metrics;
+use publish::PublishNotifier;
+
+/// Folder of the data dir holding the manifest signing key pair.
+pub const SIGNING_KEY_DIR: &str = "signing";
+/// Folder of the data dir holding the content-addressed media.
+pub const MEDIA_DIR: &str = "media";
 
 /// Default data directory of `ekran server`.
 pub const DEFAULT_DATA_DIR: &str = "ekran-data";
@@ -79,9 +93,45 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The signing key cannot be created or read.
+    #[error("server signing key: {0}")]
+    Key(#[from] keys::KeyError),
+    /// The media store cannot be opened.
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+}
+
+/// The key manifests are signed with, and how players pin it.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The private key.
+    pub key: SigningKey,
+    /// Its key id (`keys::key_id`).
+    pub key_id: String,
+    /// Its public half, SPKI PEM (the manifest's root key).
+    pub public_key_pem: String,
+}
+
+impl Signer {
+    /// Reads the data dir's signing key, generating it (0600) on first start.
+    pub fn load_or_generate(data_dir: &Path) -> Result<Self, ServerError> {
+        let dir = data_dir.join(SIGNING_KEY_DIR);
+        let key_path = dir.join(keys::PRIVATE_KEY_FILE);
+        if !key_path.exists() {
+            let generated = keys::generate(&dir, false)?;
+            tracing::info!(key_id = %generated.key_id, path = %generated.key_path.display(), "generated the server signing key");
+        }
+        let key = keys::read_signing_key(&key_path)?;
+        let verifying = key.verifying_key();
+        Ok(Self {
+            key_id: keys::key_id(&verifying),
+            public_key_pem: keys::verifying_key_to_pem(&verifying),
+            key,
+        })
+    }
 }
 
 /// Shared state of every handler: cheap to clone.
@@ -93,6 +143,11 @@ pub struct AppState {
 struct StateInner {
     db: Db,
     config: Config,
+    media: Box<dyn MediaStore>,
+    signer: Signer,
+    notifier: PublishNotifier,
+    metrics: Metrics,
+    shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -103,10 +158,46 @@ impl AppState {
             path: config.data_dir.clone(),
             source,
         })?;
+        let signer = Signer::load_or_generate(&config.data_dir)?;
+        tracing::info!(key_id = %signer.key_id, "manifests are signed with this key");
+        let media = DiskStore::open(config.data_dir.join(MEDIA_DIR))?;
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         Ok(Self {
-            inner: Arc::new(StateInner { db, config }),
+            inner: Arc::new(StateInner {
+                db,
+                config,
+                media: Box::new(media),
+                signer,
+                notifier: PublishNotifier::default(),
+                metrics: Metrics::default(),
+                shutdown: watch::channel(false).0,
+            }),
         })
+    }
+
+    /// Where media bytes live.
+    pub fn media(&self) -> &dyn MediaStore {
+        self.inner.media.as_ref()
+    }
+
+    /// The manifest signing key.
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
+    }
+
+    /// Wake-ups for long-polling manifest fetches.
+    pub fn notifier(&self) -> &PublishNotifier {
+        &self.inner.notifier
+    }
+
+    /// Operational counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Changes to `true` when the server begins shutting down (long-polls end early).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     /// The database.
@@ -140,11 +231,34 @@ pub async fn serve(
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%address, backend = ?state.db().backend(), "ekran server listening");
     let app = api::router(state.clone());
-    axum::serve(listener, app)
+    let mut background = tokio::task::JoinSet::new();
+    if state.db().backend() == Backend::Postgres {
+        background.spawn(publish::listen_for_publications(state.clone()));
+    }
+    background.spawn(prune_nonces_forever(state.clone()));
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-polls answer now instead of holding the shutdown for their full wait.
+        stopping.inner.shutdown.send_replace(true);
+    };
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)?;
+        .await;
+    background.shutdown().await;
+    served.map_err(ServerError::Serve)?;
     state.db().close().await;
     tracing::info!("ekran server stopped");
     Ok(())
+}
+
+/// Forgets device-request nonces once their replay window has passed.
+async fn prune_nonces_forever(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(error) = device::prune_nonces(state.db()).await {
+            tracing::warn!(%error, "cannot prune device nonces");
+        }
+    }
 }

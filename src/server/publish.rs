@@ -105,7 +105,10 @@ pub struct PublishNotifier {
 impl PublishNotifier {
     /// A receiver that changes whenever `screen_id` gets a new manifest.
     pub fn subscribe(&self, screen_id: &str) -> watch::Receiver<u64> {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         channels
             .entry(screen_id.to_owned())
             .or_insert_with(|| watch::channel(0).0)
@@ -114,7 +117,10 @@ impl PublishNotifier {
 
     /// Wakes the waiters of `screen_id`.
     pub fn notify(&self, screen_id: &str) {
-        let channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(sender) = channels.get(screen_id) {
             sender.send_modify(|generation| *generation += 1);
         }
@@ -122,14 +128,20 @@ impl PublishNotifier {
 }
 
 /// Checks, stores and publishes a playlist.
-pub async fn publish_playlist(state: &AppState, by: &str, request: PublishRequest) -> Result<PublishResult, AppError> {
+pub async fn publish_playlist(
+    state: &AppState,
+    by: &str,
+    request: PublishRequest,
+) -> Result<PublishResult, AppError> {
     // Parse under the bare file name: media paths are then the strings as
     // written, the keys of `request.media`; nothing here touches the disk.
-    let file_name = Path::new(&request.file_name)
-        .file_name()
-        .map_or_else(|| "playlist.toml".into(), |name| name.to_string_lossy().into_owned());
-    let parsed = playlist::parse(&request.source, Path::new(&file_name))
-        .map_err(|errors| AppError::BadRequest(format!("playlist {file_name} is invalid:\n{errors}")))?;
+    let file_name = Path::new(&request.file_name).file_name().map_or_else(
+        || "playlist.toml".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let parsed = playlist::parse(&request.source, Path::new(&file_name)).map_err(|errors| {
+        AppError::BadRequest(format!("playlist {file_name} is invalid:\n{errors}"))
+    })?;
 
     let db = state.db();
     let mut media: HashMap<String, MediaInfo> = HashMap::new();
@@ -138,24 +150,23 @@ pub async fn publish_playlist(state: &AppState, by: &str, request: PublishReques
             media.insert(path.clone(), info);
         }
     }
-    let (items, overlays) = parsed
-        .to_manifest_parts(|path: &Path| {
-            let key = path.to_string_lossy();
-            match (request.media.get(key.as_ref()), media.get(key.as_ref())) {
-                (None, _) => Err(AppError::BadRequest(format!(
-                    "the request maps no SHA-256 to media {key:?}: push uploads and names every file"
-                ))),
-                (Some(sha256), None) => Err(AppError::BadRequest(format!(
-                    "media {key:?} ({sha256}) is not on the server: upload it first"
-                ))),
-                (Some(_), Some(info)) => Ok(manifest::Media {
-                    sha256: info.sha256.clone(),
-                    size: info.size,
-                    mime: info.mime.clone(),
-                    url: info.url.clone(),
-                }),
-            }
-        })?;
+    let (items, overlays) = parsed.to_manifest_parts(|path: &Path| {
+        let key = path.to_string_lossy();
+        match (request.media.get(key.as_ref()), media.get(key.as_ref())) {
+            (None, _) => Err(AppError::BadRequest(format!(
+                "the request maps no SHA-256 to media {key:?}: push uploads and names every file"
+            ))),
+            (Some(sha256), None) => Err(AppError::BadRequest(format!(
+                "media {key:?} ({sha256}) is not on the server: upload it first"
+            ))),
+            (Some(_), Some(info)) => Ok(manifest::Media {
+                sha256: info.sha256.clone(),
+                size: info.size,
+                mime: info.mime.clone(),
+                url: info.url.clone(),
+            }),
+        }
+    })?;
 
     super::api::validate_id("campaign", &parsed.campaign_id)?;
     super::api::admin::ensure_campaign(db, &parsed.campaign_id, &parsed.campaign).await?;
@@ -164,10 +175,11 @@ pub async fn publish_playlist(state: &AppState, by: &str, request: PublishReques
         groups: parsed.targets.groups.clone(),
         screens: parsed.targets.screens.clone(),
     };
-    let previous: Option<String> = sqlx::query_scalar("SELECT targets_json FROM playlists WHERE campaign_id = $1")
-        .bind(&parsed.campaign_id)
-        .fetch_optional(db.pool())
-        .await?;
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT targets_json FROM playlists WHERE campaign_id = $1")
+            .bind(&parsed.campaign_id)
+            .fetch_optional(db.pool())
+            .await?;
     let previous: StoredTargets = previous
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
@@ -271,19 +283,24 @@ async fn compile_screen(state: &AppState, screen: &ScreenInfo) -> Result<u64, Ap
     let db = state.db();
     let mut items: Vec<Item> = Vec::new();
     let mut overlays: Vec<Overlay> = Vec::new();
-    let playlists = sqlx::query("SELECT targets_json, items_json, overlays_json FROM playlists ORDER BY campaign_id")
-        .fetch_all(db.pool())
-        .await?;
+    let playlists = sqlx::query(
+        "SELECT targets_json, items_json, overlays_json FROM playlists ORDER BY campaign_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
     for row in &playlists {
-        let targets: StoredTargets = serde_json::from_str(&row.try_get::<String, _>("targets_json")?)
-            .map_err(AppError::internal)?;
+        let targets: StoredTargets =
+            serde_json::from_str(&row.try_get::<String, _>("targets_json")?)
+                .map_err(AppError::internal)?;
         if !targets.matches(screen) {
             continue;
         }
         let mut playlist_items: Vec<Item> =
-            serde_json::from_str(&row.try_get::<String, _>("items_json")?).map_err(AppError::internal)?;
+            serde_json::from_str(&row.try_get::<String, _>("items_json")?)
+                .map_err(AppError::internal)?;
         let mut playlist_overlays: Vec<Overlay> =
-            serde_json::from_str(&row.try_get::<String, _>("overlays_json")?).map_err(AppError::internal)?;
+            serde_json::from_str(&row.try_get::<String, _>("overlays_json")?)
+                .map_err(AppError::internal)?;
         items.append(&mut playlist_items);
         overlays.append(&mut playlist_overlays);
     }
@@ -296,7 +313,9 @@ async fn compile_screen(state: &AppState, screen: &ScreenInfo) -> Result<u64, Ap
         .await?;
     let version = get_u64(&row, "manifest_version")?;
     let issued_at = jiff::Timestamp::now();
-    let ttl = jiff::SignedDuration::from_secs(i64::try_from(state.config().manifest_ttl_secs).unwrap_or(i64::MAX / 2));
+    let ttl = jiff::SignedDuration::from_secs(
+        i64::try_from(state.config().manifest_ttl_secs).unwrap_or(i64::MAX / 2),
+    );
     let manifest = Manifest {
         schema: manifest::SCHEMA_VERSION,
         screen_id: screen.id.clone(),
@@ -323,7 +342,9 @@ async fn compile_screen(state: &AppState, screen: &ScreenInfo) -> Result<u64, Ap
     }
     let envelope = dsse::sign(dsse::MANIFEST_PAYLOAD_TYPE, &payload, &[&signer.key]);
     let envelope_json = serde_json::to_string(&envelope).map_err(AppError::internal)?;
-    let etag = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(envelope_json.as_bytes()));
+    let etag = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        envelope_json.as_bytes(),
+    ));
     sqlx::query("INSERT INTO publications (screen_id, version, envelope, etag, published_at_ms) VALUES ($1, $2, $3, $4, $5)")
         .bind(&screen.id)
         .bind(crate::server::db::to_i64(version))
@@ -348,15 +369,24 @@ async fn compile_screen(state: &AppState, screen: &ScreenInfo) -> Result<u64, Ap
 }
 
 /// The latest publication of a screen: (version, envelope JSON, etag).
-pub async fn latest_publication(db: &Db, screen_id: &str) -> Result<Option<(u64, String, String)>, AppError> {
+pub async fn latest_publication(
+    db: &Db,
+    screen_id: &str,
+) -> Result<Option<(u64, String, String)>, AppError> {
     let row = sqlx::query(
         "SELECT version, envelope, etag FROM publications WHERE screen_id = $1 ORDER BY version DESC LIMIT 1",
     )
     .bind(screen_id)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| Ok((get_u64(&row, "version")?, row.try_get("envelope")?, row.try_get("etag")?)))
-        .transpose()
+    row.map(|row| {
+        Ok((
+            get_u64(&row, "version")?,
+            row.try_get("envelope")?,
+            row.try_get("etag")?,
+        ))
+    })
+    .transpose()
 }
 
 /// On PostgreSQL: forwards `NOTIFY`s of other server processes to this

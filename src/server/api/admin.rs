@@ -420,6 +420,10 @@ pub async fn update_screen(
         set_screen_groups(&mut tx, &id, groups).await?;
     }
     tx.commit().await?;
+    if patch.venue.is_some() || patch.groups.is_some() {
+        // What the screen should play may have changed with its venue or groups.
+        crate::server::publish::recompile_screen(&state, &id).await?;
+    }
     let screen = load_screens(db, Some(&id)).await?.pop();
     Ok(axum::Json(screen))
 }

@@ -69,7 +69,15 @@ pub async fn screen_manifest(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no manifest published for screen {id:?}")))?;
     Ok((
-        [(header::CONTENT_TYPE, "application/json".to_owned()), ("x-ekran-manifest-version".parse().map_err(AppError::internal)?, version.to_string())],
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                "x-ekran-manifest-version"
+                    .parse()
+                    .map_err(AppError::internal)?,
+                version.to_string(),
+            ),
+        ],
         envelope,
     )
         .into_response())
@@ -105,8 +113,14 @@ pub async fn airtime(
     let rows = reports::airtime(state.db(), &query).await?;
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(axum::Json(rows).into_response()),
-        "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&rows)?).into_response()),
-        other => Err(AppError::BadRequest(format!("unknown report format {other:?}: use json or csv"))),
+        "csv" => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            reports::to_csv(&rows)?,
+        )
+            .into_response()),
+        other => Err(AppError::BadRequest(format!(
+            "unknown report format {other:?}: use json or csv"
+        ))),
     }
 }
 
@@ -169,7 +183,9 @@ const ONLINE_WITHIN_MS: i64 = 5 * 60 * 1000;
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let screens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM screens").fetch_one(state.db().pool()).await?;
+    let screens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM screens")
+        .fetch_one(state.db().pool())
+        .await?;
     let recent = sqlx::query("SELECT status_json FROM heartbeats WHERE received_at_ms > $1")
         .bind(now_ms() - ONLINE_WITHIN_MS)
         .fetch_all(state.db().pool())
@@ -188,5 +204,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         online: recent.len() as u64,
         stale: stale as u64,
     };
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics().render(gauges)))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(gauges),
+    ))
 }

@@ -62,7 +62,10 @@ pub struct DeviceSelf {
     pub server_public_key_pem: String,
 }
 
-pub async fn whoami(State(state): State<AppState>, request: DeviceRequest) -> Result<impl IntoResponse, AppError> {
+pub async fn whoami(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<impl IntoResponse, AppError> {
     let venue = super::admin::load_venue(state.db(), &request.screen.venue_id).await?;
     Ok(axum::Json(DeviceSelf {
         screen_id: request.screen.id,
@@ -111,7 +114,10 @@ pub async fn manifest(
         {
             let mut response = (StatusCode::OK, envelope.clone()).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
                 headers.insert(header::ETAG, value);
@@ -129,7 +135,9 @@ pub async fn manifest(
                     }
                     Ok(response)
                 }
-                None => Err(AppError::NotFound(format!("no manifest has been published for screen {screen_id} yet"))),
+                None => Err(AppError::NotFound(format!(
+                    "no manifest has been published for screen {screen_id} yet"
+                ))),
             };
         }
         let slice = (deadline - now).min(RECHECK_EVERY);
@@ -142,7 +150,10 @@ pub async fn manifest(
 }
 
 /// `POST /api/v1/device/pop`: a JSON array of proof-of-play records.
-pub async fn upload_pop(State(state): State<AppState>, request: DeviceRequest) -> Result<impl IntoResponse, AppError> {
+pub async fn upload_pop(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<impl IntoResponse, AppError> {
     let records = ingest::parse_batch(&request.body)?;
     let ack = ingest::ingest(&state, &request.screen, records).await?;
     Ok(axum::Json(ack))
@@ -151,9 +162,14 @@ pub async fn upload_pop(State(state): State<AppState>, request: DeviceRequest) -
 /// `POST /api/v1/device/heartbeat`: a JSON object with the box's status
 /// (version, manifest version, current item, decoder, frames, cache, uptime,
 /// stale flag, last error…); stored as the screen's latest status.
-pub async fn heartbeat(State(state): State<AppState>, request: DeviceRequest) -> Result<impl IntoResponse, AppError> {
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<impl IntoResponse, AppError> {
     if request.body.len() > MAX_HEARTBEAT_BYTES {
-        return Err(AppError::PayloadTooLarge(format!("heartbeat is over {MAX_HEARTBEAT_BYTES} bytes")));
+        return Err(AppError::PayloadTooLarge(format!(
+            "heartbeat is over {MAX_HEARTBEAT_BYTES} bytes"
+        )));
     }
     let status: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&request.body)
         .map_err(|e| AppError::BadRequest(format!("heartbeat must be a JSON object: {e}")))?;

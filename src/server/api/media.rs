@@ -76,7 +76,9 @@ pub async fn upload(
 ) -> Result<Response, AppError> {
     let limit = state.config().max_upload_bytes;
     let too_large = || {
-        AppError::PayloadTooLarge(format!("media upload is larger than the server's limit of {limit} bytes"))
+        AppError::PayloadTooLarge(format!(
+            "media upload is larger than the server's limit of {limit} bytes"
+        ))
     };
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
@@ -130,7 +132,10 @@ pub async fn upload(
             "uploaded bytes hash to {sha256}, not to the declared {expected}: the transfer was corrupted"
         )));
     }
-    staged.commit(sha256.clone()).await.map_err(AppError::internal)?;
+    staged
+        .commit(sha256.clone())
+        .await
+        .map_err(AppError::internal)?;
     let inserted = sqlx::query(
         "INSERT INTO media (sha256, size, mime, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
     )
@@ -181,7 +186,11 @@ pub async fn download(
     };
     put(&mut response_headers, header::ETAG, &etag);
     // Content-addressed: the bytes behind this URL never change.
-    put(&mut response_headers, header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    put(
+        &mut response_headers,
+        header::CACHE_CONTROL,
+        "public, max-age=31536000, immutable",
+    );
     put(&mut response_headers, header::ACCEPT_RANGES, "bytes");
     put(&mut response_headers, header::CONTENT_TYPE, &info.mime);
 
@@ -197,12 +206,20 @@ pub async fn download(
     let range = requested_range(&headers, &etag, size)?;
     let (status, start, end) = match range {
         Some((start, end)) => {
-            put(&mut response_headers, header::CONTENT_RANGE, &format!("bytes {start}-{}/{size}", end - 1));
+            put(
+                &mut response_headers,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{}/{size}", end - 1),
+            );
             (StatusCode::PARTIAL_CONTENT, start, end)
         }
         None => (StatusCode::OK, 0, size),
     };
-    put(&mut response_headers, header::CONTENT_LENGTH, &(end - start).to_string());
+    put(
+        &mut response_headers,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
     let stream = state
         .media()
         .read(&sha256, start..end)
@@ -213,14 +230,20 @@ pub async fn download(
 
 /// True when an `If-None-Match` list names `etag` (or is `*`).
 fn etag_list_matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
 }
 
 /// The single byte range to serve (start, end exclusive), or `None` for
 /// the whole file. Per RFC 9110: a `Range` is ignored when `If-Range` does
 /// not carry our (strong) ETag, when it is malformed, or when it asks for
 /// several ranges; a well-formed range outside the file is 416.
-fn requested_range(headers: &HeaderMap, etag: &str, size: u64) -> Result<Option<(u64, u64)>, AppError> {
+fn requested_range(
+    headers: &HeaderMap,
+    etag: &str,
+    size: u64,
+) -> Result<Option<(u64, u64)>, AppError> {
     use http_range_header::RangeUnsatisfiableError as E;
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
@@ -270,12 +293,18 @@ mod tests {
         assert_eq!(range("bytes=95-200", None).unwrap(), Some((95, 100)));
         assert_eq!(range("bytes=-10", None).unwrap(), Some((90, 100)));
         assert_eq!(range("bytes=-500", None).unwrap(), Some((0, 100)));
-        assert!(matches!(range("bytes=100-", None), Err(AppError::RangeNotSatisfiable(100))));
+        assert!(matches!(
+            range("bytes=100-", None),
+            Err(AppError::RangeNotSatisfiable(100))
+        ));
         assert_eq!(range("bytes=0-1,5-6", None).unwrap(), None);
         assert_eq!(range("items=0-1", None).unwrap(), None);
         assert_eq!(range("bytes=0-9", Some("\"abc\"")).unwrap(), Some((0, 10)));
         assert_eq!(range("bytes=0-9", Some("\"old\"")).unwrap(), None);
         assert_eq!(range("bytes=0-9", Some("W/\"abc\"")).unwrap(), None);
-        assert_eq!(range("bytes=0-9", Some("Sun, 29 Nov 2026 08:00:00 GMT")).unwrap(), None);
+        assert_eq!(
+            range("bytes=0-9", Some("Sun, 29 Nov 2026 08:00:00 GMT")).unwrap(),
+            None
+        );
     }
 }

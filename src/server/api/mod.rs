@@ -3,12 +3,16 @@
 //! under `/api/v1/device` with signed requests. The OpenAPI document
 //! (`openapi.yaml` beside this file) is served at `/api/v1/openapi.yaml`.
 
-mod admin;
+pub mod admin;
+pub mod content;
+pub mod device;
+pub mod media;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 
 use super::AppState;
 use super::error::AppError;
@@ -55,7 +59,34 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/campaigns",
             get(admin::list_campaigns).post(admin::create_campaign),
         )
+        // The upload streams to disk under its own limit (`max_upload_bytes`).
+        .route(
+            "/api/v1/media",
+            post(media::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/media/{sha256}", get(media::download))
+        .route(
+            "/api/v1/playlists",
+            get(content::list_playlists).post(content::publish_playlist),
+        )
+        .route(
+            "/api/v1/screens/{id}/manifest",
+            get(content::screen_manifest),
+        )
+        .route("/api/v1/reports/airtime", get(content::airtime))
+        .route("/api/v1/audit/findings", get(content::findings))
+        .route("/api/v1/enroll", post(device::enroll))
+        .route("/api/v1/pairings/{code}/approve", post(device::approve))
+        .route("/api/v1/device/self", get(device::whoami))
+        .route("/api/v1/device/manifest", get(device::manifest))
+        .route("/api/v1/device/pop", post(device::upload_pop))
+        .route("/api/v1/device/heartbeat", post(device::heartbeat))
+        .route("/metrics", get(content::metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -65,6 +96,17 @@ async fn healthz(
     // Touch the database: a server whose database is gone is not healthy.
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
     Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// Counts every answered request for `/metrics`.
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.metrics().request(response.status().as_u16());
+    response
 }
 
 async fn openapi() -> impl IntoResponse {
