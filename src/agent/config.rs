@@ -378,6 +378,11 @@ impl PlayerConfig {
         self.data_dir.join("trust")
     }
 
+    /// The accepted manifests (active and pending), see [`super::boot`].
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.data_dir.join("manifests")
+    }
+
     /// Root of the media cache (`media/` and `tmp/` below it).
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache")

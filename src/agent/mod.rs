@@ -2,6 +2,8 @@
 //! screen box keeps on disk and fetches from the network.
 //!
 //! - [`config`]: the player's TOML configuration (`/etc/ekran/player.toml`).
+//! - [`boot`]: the accepted manifests on disk (active, pending) and what
+//!   is playable at boot before any network.
 //! - [`journal`]: the durable, hash-chained proof-of-play journal with the
 //!   checkpoint of the play in progress.
 //! - [`cache`]: the content-addressed media cache (verify, commit, evict,
@@ -18,6 +20,7 @@
 //! acknowledges records through [`journal::Journal`].
 
 pub mod backoff;
+pub mod boot;
 pub mod cache;
 pub mod config;
 pub mod download;

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 #[cfg(feature = "agent")]
+mod agent_boot;
+#[cfg(feature = "agent")]
 mod agent_crash;
 #[cfg(feature = "agent")]
 mod agent_download;
