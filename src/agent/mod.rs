@@ -13,16 +13,25 @@
 //!   every retry loop.
 //! - [`watchdog`]: systemd `READY=1` and watchdog pings that stop when the
 //!   playback loop stalls.
-//!
-//! The device-API client (enrollment, manifest long-poll, proof-of-play
-//! upload, heartbeat) is not here yet; it plugs in through
-//! [`download::AuthorizeRequest`] for media requests and reads and
-//! acknowledges records through [`journal::Journal`].
+//! - [`client`]: the device-API HTTP client: signed requests, the
+//!   server-corrected clock; [`enroll`]: first start (screen key, pairing
+//!   code, approval, pinned server key).
+//! - [`sync`]: manifest long-poll, verification, media download and atomic
+//!   activation; [`upload`]: proof-of-play batches until acknowledged;
+//!   [`heartbeat`]: the health record and its periodic report.
+//! - [`run`]: the agent's top level around the playback engine's
+//!   [`run::PlaybackPort`]: boot to play from disk, then everything above.
 
 pub mod backoff;
 pub mod boot;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod download;
+pub mod enroll;
+pub mod heartbeat;
 pub mod journal;
+pub mod run;
+pub mod sync;
+pub mod upload;
 pub mod watchdog;

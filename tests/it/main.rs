@@ -8,6 +8,10 @@ mod agent_boot;
 mod agent_crash;
 #[cfg(feature = "agent")]
 mod agent_download;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_e2e_support;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_enroll;
 #[cfg(feature = "agent")]
 mod agent_journal;
 #[cfg(feature = "agent")]
@@ -19,8 +23,8 @@ mod dsse;
 mod playlist;
 mod pop;
 mod schedule;
-mod trust;
 #[cfg(feature = "server")]
 mod server_api;
 #[cfg(feature = "server")]
 mod server_support;
+mod trust;
