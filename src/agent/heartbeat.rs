@@ -100,6 +100,15 @@ impl Health {
         lock(&self.inner).manifest_version
     }
 
+    /// "Now" for scheduling: the clock, never before the trust time floor
+    /// (a box that rebooted into 1970 offline keeps its schedule).
+    pub fn now(&self, clock: &dyn Clock) -> Timestamp {
+        let now = clock.now();
+        lock(&self.inner)
+            .time_floor
+            .map_or(now, |floor| floor.max(now))
+    }
+
     /// Whether the playing manifest is past its expiry (by the clock and the time floor).
     pub fn is_stale(&self, clock: &dyn Clock) -> bool {
         let inner = lock(&self.inner);

@@ -538,7 +538,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                 return;
             }
         };
-        let now = self.clock.now();
+        let now = self.health.now(&*self.clock);
         match self.scheduler.decide(&schedule, now) {
             Decision::Play { index, .. } => {
                 let Some(request) = self.request(&manifest, index) else {

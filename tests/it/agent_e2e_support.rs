@@ -115,8 +115,14 @@ impl Rig {
         hex::encode(Sha256::digest(bytes))
     }
 
-    /// Publishes a playlist of stills (`(item id, media path, sha)`) for `screen_id`.
-    pub async fn publish(&self, campaign_id: &str, screen_id: &str, stills: &[(&str, &str, &str)]) {
+    /// Publishes a playlist of stills (`(item id, media path, sha)`) for
+    /// `screen_id`; returns the manifest version the screen got.
+    pub async fn publish(
+        &self,
+        campaign_id: &str,
+        screen_id: &str,
+        stills: &[(&str, &str, &str)],
+    ) -> u64 {
         let today = jiff::Zoned::now().date();
         let start = today.checked_sub(jiff::Span::new().days(1)).unwrap();
         let end = today.checked_add(jiff::Span::new().days(30)).unwrap();
@@ -140,11 +146,15 @@ impl Rig {
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "publish failed: {}",
-            response.text().await.unwrap()
-        );
+        assert!(response.status().is_success(), "publish failed");
+        let result: serde_json::Value = response.json().await.unwrap();
+        result["screens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|screen| screen["screen_id"] == screen_id)
+            .and_then(|screen| screen["version"].as_u64())
+            .unwrap_or_else(|| panic!("screen {screen_id} not published: {result}"))
     }
 }
 

@@ -16,6 +16,8 @@ mod agent_enroll;
 mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_sync;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
 mod cli_keys_manifest;
