@@ -18,6 +18,8 @@ mod agent_journal;
 mod agent_support;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_sync;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_upload;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
 mod cli_keys_manifest;
