@@ -33,5 +33,4 @@ pub mod heartbeat;
 pub mod journal;
 pub mod run;
 pub mod sync;
-pub mod upload;
 pub mod watchdog;

@@ -19,7 +19,7 @@ mod agent_support;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_sync;
 #[cfg(all(feature = "agent", feature = "server"))]
-mod agent_upload;
+mod agent_upload_e2e;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
 mod cli_keys_manifest;
