@@ -556,14 +556,14 @@ fn checkpoint_becomes_an_interrupted_record_after_a_power_cut() {
     );
     assert_eq!(interrupted.duration_ms, 3000);
     assert_eq!(interrupted.frames_presented, 75);
-    let record = journal.append_play(interrupted, &screen_key()).unwrap();
-    assert_eq!(record.body.outcome, Outcome::Interrupted);
+    let record = journal.recover_interrupted(&screen_key()).unwrap().unwrap();
+    assert_eq!(record.body, PlayBody { seq: 2, ..interrupted });
     assert_eq!(
         journal.interrupted_play(),
         None,
         "a written record is not recovered twice"
     );
-    journal.clear_checkpoint().unwrap();
+    assert_eq!(journal.recover_interrupted(&screen_key()).unwrap(), None);
     drop(journal);
     fs.power_cut(Cut::DropUnsynced);
     let mut journal = open(&fs, &options);
