@@ -9,15 +9,17 @@
 //! - [`cache`]: the content-addressed media cache (verify, commit, evict,
 //!   quota); [`download`]: resumable, size-capped, throughput-floored HTTP
 //!   downloads into it.
+//! - [`upload`]: delivering journal records in batches, retried for ever,
+//!   removed only once acknowledged.
 //! - [`backoff`]: capped exponential backoff with full jitter, shared by
 //!   every retry loop.
 //! - [`watchdog`]: systemd `READY=1` and watchdog pings that stop when the
 //!   playback loop stalls.
 //!
 //! The device-API client (enrollment, manifest long-poll, proof-of-play
-//! upload, heartbeat) is not here yet; it plugs in through
-//! [`download::AuthorizeRequest`] for media requests and reads and
-//! acknowledges records through [`journal::Journal`].
+//! upload request, heartbeat) is not here yet; it plugs in through
+//! [`download::AuthorizeRequest`] (credentials on media requests) and
+//! [`upload::PopTransport`] (one batch upload).
 
 pub mod backoff;
 pub mod boot;
@@ -25,4 +27,5 @@ pub mod cache;
 pub mod config;
 pub mod download;
 pub mod journal;
+pub mod upload;
 pub mod watchdog;
