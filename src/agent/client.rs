@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::download::AuthorizeRequest;
+use super::upload::{PopTransport, UploadError};
 use crate::keys;
 use crate::pop::PlayRecord;
 use crate::trust::{self, Clock};
@@ -531,6 +532,24 @@ impl DeviceClient {
         self.send_ok(Method::POST, HEARTBEAT_PATH, Some(body))
             .await
             .map(drop)
+    }
+}
+
+/// Proof-of-play batches go to `POST /api/v1/device/pop`; the answer's
+/// `acked_seq` is what the delivery loop acknowledges in the journal.
+impl PopTransport for DeviceClient {
+    async fn upload(&self, batch: &[PlayRecord]) -> Result<u64, UploadError> {
+        let ack = self
+            .upload_pop(batch)
+            .await
+            .map_err(|error| UploadError::Transport(error.to_string()))?;
+        if ack.rejected > 0 {
+            tracing::error!(
+                rejected = ack.rejected,
+                "the server refused records of this box (bad hash, signature or fork); see its audit findings"
+            );
+        }
+        Ok(ack.acked_seq)
     }
 }
 

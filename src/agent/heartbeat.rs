@@ -266,7 +266,7 @@ pub async fn run_heartbeats(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = super::run::stopped(&mut shutdown) => return,
+            () = super::run::until_stopped(&mut shutdown) => return,
         }
         let report = {
             let (sources, client) = (sources.clone(), client.clone());
@@ -281,7 +281,7 @@ pub async fn run_heartbeats(
         };
         let sent = tokio::select! {
             sent = client.heartbeat(&report) => sent,
-            () = super::run::stopped(&mut shutdown) => return,
+            () = super::run::until_stopped(&mut shutdown) => return,
         };
         match sent {
             Ok(()) => tracing::debug!(

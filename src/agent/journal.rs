@@ -164,7 +164,13 @@ pub struct DirStorage {
 impl DirStorage {
     /// Uses `dir`, creating it (and its parents) if missing.
     pub fn new(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)?;
+            // The new directory's own name must survive a power cut too.
+            if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         Ok(Self {
             dir: dir.to_owned(),
             open: HashMap::new(),
@@ -739,6 +745,26 @@ impl<S: Storage> Journal<S> {
             return Ok(());
         }
         self.write_checkpoint(None)
+    }
+
+    /// Turns the checkpoint of a play cut short by the last stop into its
+    /// `interrupted` record (ending at the last presented frame), appended
+    /// durably, then clears the checkpoint. Call once after [`Journal::open`].
+    pub fn recover_interrupted(
+        &mut self,
+        screen_key: &SigningKey,
+    ) -> Result<Option<PlayRecord>, JournalError> {
+        let Some(play) = self.interrupted_play() else {
+            return Ok(None);
+        };
+        let record = self.append_play(play, screen_key)?;
+        tracing::info!(seq = record.body.seq, item = %record.body.item_id, ended_at_ms = record.body.ended_at_ms, "journal: play cut short by the last stop recorded as interrupted");
+        // The record is durable; a stale checkpoint is ignored at the next
+        // open anyway (its seq is taken), so a failed clear is only logged.
+        if let Err(error) = self.clear_checkpoint() {
+            tracing::warn!(%error, "journal: could not clear the recovered checkpoint");
+        }
+        Ok(Some(record))
     }
 
     /// The play that was in progress when the box last stopped, as an

@@ -9,16 +9,18 @@
 //! - [`cache`]: the content-addressed media cache (verify, commit, evict,
 //!   quota); [`download`]: resumable, size-capped, throughput-floored HTTP
 //!   downloads into it.
+//! - [`upload`]: delivering journal records in batches, retried for ever,
+//!   removed only once acknowledged.
 //! - [`backoff`]: capped exponential backoff with full jitter, shared by
 //!   every retry loop.
 //! - [`watchdog`]: systemd `READY=1` and watchdog pings that stop when the
 //!   playback loop stalls.
 //! - [`client`]: the device-API HTTP client: signed requests, the
-//!   server-corrected clock; [`enroll`]: first start (screen key, pairing
-//!   code, approval, pinned server key).
+//!   server-corrected clock, the [`upload::PopTransport`] over HTTP;
+//!   [`enroll`]: first start (screen key, pairing code, approval, pinned
+//!   server key).
 //! - [`sync`]: manifest long-poll, verification, media download and atomic
-//!   activation; [`upload`]: proof-of-play batches until acknowledged;
-//!   [`heartbeat`]: the health record and its periodic report.
+//!   activation; [`heartbeat`]: the health record and its periodic report.
 //! - [`run`]: the agent's top level around the playback engine's
 //!   [`run::PlaybackPort`]: boot to play from disk, then everything above.
 
@@ -33,4 +35,5 @@ pub mod heartbeat;
 pub mod journal;
 pub mod run;
 pub mod sync;
+pub mod upload;
 pub mod watchdog;

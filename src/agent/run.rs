@@ -42,8 +42,9 @@ use super::enroll::{self, EnrollError, EnrollOptions, PairingEvent};
 use super::heartbeat::{self, Health, HeartbeatSources, SharedJournal, lock};
 use super::journal::{DirStorage, Journal, JournalError, JournalOptions};
 use super::sync::{ActiveManifest, Syncer};
-use super::upload;
+use super::upload::{PopTransport, UploadError, Uploader};
 use crate::manifest::{Item, Manifest, Overlay};
+use crate::pop::PlayRecord;
 use crate::pop::{Outcome, PlayBody};
 use crate::schedule::{Decision, Schedule, Scheduler};
 use crate::trust::Clock;
@@ -51,6 +52,28 @@ use crate::trust::Clock;
 /// After every playable item failed in a row, wait this long before trying
 /// again, so a broken set of clips does not spin the engine.
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
+
+/// With nothing pending, the upload loop still looks again this often, in
+/// case an earlier failure left records behind without a new one arriving.
+const UPLOAD_IDLE_RETRY: Duration = Duration::from_secs(60);
+
+/// The device client as the upload loop's transport, keeping upload
+/// failures as the heartbeat's last error.
+struct HealthReportingTransport {
+    client: DeviceClient,
+    health: Arc<Health>,
+}
+
+impl PopTransport for HealthReportingTransport {
+    async fn upload(&self, batch: &[PlayRecord]) -> Result<u64, UploadError> {
+        let result = self.client.upload(batch).await;
+        if let Err(error) = &result {
+            self.health
+                .set_error(self.client.clock().now(), error.to_string());
+        }
+        result
+    }
+}
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -293,15 +316,19 @@ pub async fn run_with_clock(
     let mut sync_backoff = Backoff::new(config.sync.backoff_base, config.sync.backoff_cap);
     let sync_stop = stopped.clone();
     let syncing = tokio::spawn(async move { syncer.run(&mut sync_backoff, sync_stop).await });
-    let uploading = tokio::spawn(upload::run_uploads(
-        client.clone(),
-        journal.clone(),
-        config.sync.upload_batch_size,
-        appended,
-        health.clone(),
-        Backoff::new(config.sync.backoff_base, config.sync.backoff_cap),
-        stopped.clone(),
-    ));
+    let uploader = Uploader::new(journal.clone(), config.sync.upload_batch_size);
+    let transport = HealthReportingTransport {
+        client: client.clone(),
+        health: health.clone(),
+    };
+    let upload_backoff = Backoff::new(config.sync.backoff_base, config.sync.backoff_cap);
+    let mut upload_stop = stopped.clone();
+    let uploading = tokio::spawn(async move {
+        tokio::select! {
+            () = uploader.run(transport, upload_backoff, appended, UPLOAD_IDLE_RETRY) => {}
+            () = until_stopped(&mut upload_stop) => {}
+        }
+    });
     let beating = tokio::spawn(heartbeat::run_heartbeats(
         client,
         HeartbeatSources {
@@ -438,7 +465,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                         self.decide_and_play(&sender).await;
                     }
                 }
-                () = stopped(&mut shutdown) => {
+                () = until_stopped(&mut shutdown) => {
                     self.port.stop();
                     self.end_current(Outcome::Interrupted, None).await;
                     return;
@@ -785,7 +812,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
 }
 
 /// Completes once `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn until_stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 

@@ -144,7 +144,7 @@ impl Syncer {
             let wait = self.long_poll;
             let round = tokio::select! {
                 round = self.sync_once(wait) => round,
-                () = super::run::stopped(&mut shutdown) => return,
+                () = super::run::until_stopped(&mut shutdown) => return,
             };
             match round {
                 Ok(outcome) => {
@@ -158,7 +158,7 @@ impl Syncer {
                     let delay = backoff.next_delay();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = super::run::stopped(&mut shutdown) => return,
+                        () = super::run::until_stopped(&mut shutdown) => return,
                     }
                 }
             }

@@ -95,9 +95,7 @@ fn journal_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let (mut journal, report) = Journal::open(storage, options)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "open pending={}", report.pending)?;
-    if let Some(interrupted) = journal.interrupted_play() {
-        let record = journal.append_play(interrupted, &screen_key)?;
-        journal.clear_checkpoint()?;
+    if let Some(record) = journal.recover_interrupted(&screen_key)? {
         writeln!(out, "seq {}", record.body.seq)?;
     }
     if args.checkpoint_only {

@@ -25,7 +25,7 @@ struct Inode {
 }
 
 #[derive(Debug, Default)]
-struct FsState {
+pub(crate) struct FsState {
     inodes: Vec<Inode>,
     /// Directory entries as seen now.
     names: HashMap<String, usize>,
@@ -36,13 +36,13 @@ struct FsState {
     /// The next this many `sync`/`sync_dir` calls fail with EIO.
     failing_syncs: usize,
     /// Storage calls left before the power goes (None: never).
-    ops_until_power_cut: Option<usize>,
+    pub(crate) ops_until_power_cut: Option<usize>,
     powered_off: bool,
 }
 
 /// How the power cut treats writes that were not fsynced.
 #[derive(Debug, Clone, Copy)]
-enum Cut {
+pub(crate) enum Cut {
     /// Every unsynced write is lost.
     DropUnsynced,
     /// Unsynced writes are lost except the last, which persists in part
@@ -55,15 +55,15 @@ enum Cut {
 
 /// A shared in-memory disk; clones are handles to the same disk.
 #[derive(Debug, Clone, Default)]
-struct FaultFs(Arc<Mutex<FsState>>);
+pub(crate) struct FaultFs(Arc<Mutex<FsState>>);
 
 impl FaultFs {
-    fn state(&self) -> std::sync::MutexGuard<'_, FsState> {
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, FsState> {
         self.0.lock().unwrap()
     }
 
     /// Power returns: only durable state is left.
-    fn power_cut(&self, cut: Cut) {
+    pub(crate) fn power_cut(&self, cut: Cut) {
         let mut state = self.state();
         let torn = state.last_unsynced_write.take();
         if let Cut::KeepPageCache = cut {
@@ -556,14 +556,20 @@ fn checkpoint_becomes_an_interrupted_record_after_a_power_cut() {
     );
     assert_eq!(interrupted.duration_ms, 3000);
     assert_eq!(interrupted.frames_presented, 75);
-    let record = journal.append_play(interrupted, &screen_key()).unwrap();
-    assert_eq!(record.body.outcome, Outcome::Interrupted);
+    let record = journal.recover_interrupted(&screen_key()).unwrap().unwrap();
+    assert_eq!(
+        record.body,
+        PlayBody {
+            seq: 2,
+            ..interrupted
+        }
+    );
     assert_eq!(
         journal.interrupted_play(),
         None,
         "a written record is not recovered twice"
     );
-    journal.clear_checkpoint().unwrap();
+    assert_eq!(journal.recover_interrupted(&screen_key()).unwrap(), None);
     drop(journal);
     fs.power_cut(Cut::DropUnsynced);
     let mut journal = open(&fs, &options);

@@ -59,6 +59,8 @@ impl PlaybackPort for TestPort {
 /// A running agent and the test's end of its playback port.
 pub struct Agent {
     pub calls: mpsc::UnboundedReceiver<PortCall>,
+    /// The last preroll hint seen by [`Agent::next_play`].
+    pub last_preroll: Option<PlayRequest>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -80,6 +82,7 @@ impl Agent {
         });
         Self {
             calls,
+            last_preroll: None,
             stop: Some(stop),
             task,
         }
@@ -91,6 +94,7 @@ impl Agent {
             loop {
                 match self.calls.recv().await.expect("agent running") {
                     PortCall::Play(request, events) => return (request, events),
+                    PortCall::Preroll(next) => self.last_preroll = Some(next),
                     PortCall::Pairing(PairingEvent::Show(pairing)) => {
                         panic!("unexpected pairing code {pairing:?}")
                     }
@@ -199,6 +203,10 @@ async fn published_playlist_is_fetched_verified_cached_activated_played_and_prov
     agent.play_through(&events, 30, 25).await;
     let (second, second_events) = agent.next_play().await;
     assert_ne!(second.play_id, request.play_id);
+    // While the first played, the engine was told what would follow.
+    let hint = agent.last_preroll.take().expect("a preroll hint");
+    assert_eq!(hint.item.id, second.item.id);
+    assert_ne!(second.item.id, request.item.id, "equal weights alternate");
     agent.play_through(&second_events, 30, 25).await;
     let _ = agent.next_play().await;
 

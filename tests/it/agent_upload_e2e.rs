@@ -12,18 +12,19 @@ use std::time::Duration;
 use ekran::agent::backoff::Backoff;
 use ekran::agent::client::{DeviceClient, ServerClock};
 use ekran::agent::enroll;
-use ekran::agent::heartbeat::{Health, SharedJournal};
+use ekran::agent::heartbeat::SharedJournal;
 use ekran::agent::journal::{DirStorage, Journal, JournalOptions};
-use ekran::agent::upload;
+use ekran::agent::upload::{PopTransport, UploadError, Uploader};
 use ekran::pop::{Outcome, PlayBody};
 use ekran::server::auth::{self, Role};
 use ekran::server::{AppState, Config};
 use serde_json::json;
 use sqlx::Row;
-use tokio::sync::{Notify, oneshot, watch};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::agent_e2e_support::{VENUE, eventually, player_config, within};
+use crate::agent_e2e_support::{VENUE, eventually, player_config};
 
 /// A real server on a fixed loopback address over a data dir that outlives it.
 struct LocalServer {
@@ -85,6 +86,22 @@ impl LocalServer {
             .await
             .unwrap()
             .get("n")
+    }
+}
+
+/// The real HTTP transport, counting its failures.
+struct CountingTransport {
+    client: DeviceClient,
+    failures: Arc<AtomicUsize>,
+}
+
+impl PopTransport for CountingTransport {
+    async fn upload(&self, batch: &[ekran::pop::PlayRecord]) -> Result<u64, UploadError> {
+        let result = self.client.upload(batch).await;
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        result
     }
 }
 
@@ -192,16 +209,18 @@ async fn thousand_records_made_while_the_server_was_down_arrive_exactly_once() {
     let screen = enrolled_box(&server, box_dir.path(), "scr-offline").await;
 
     let appended = Arc::new(Notify::new());
-    let health = Arc::new(Health::new());
-    let (stop, stopped) = watch::channel(false);
-    let uploading = tokio::spawn(upload::run_uploads(
-        screen.client.clone(),
-        screen.journal.clone(),
-        500,
-        appended.clone(),
-        health.clone(),
+    let transport = CountingTransport {
+        client: screen.client.clone(),
+        failures: Arc::new(AtomicUsize::new(0)),
+    };
+    let failures = transport.failures.clone();
+    let uploader = Uploader::new(screen.journal.clone(), 500);
+    let wake = appended.clone();
+    let uploading = tokio::spawn(uploader.run(
+        transport,
         Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
-        stopped,
+        wake,
+        Duration::from_secs(60),
     ));
 
     screen.append_plays(5).await;
@@ -219,7 +238,7 @@ async fn thousand_records_made_while_the_server_was_down_arrive_exactly_once() {
     screen.append_plays(1000).await;
     appended.notify_one();
     eventually(Duration::from_secs(20), "an upload failure", || async {
-        health.last_error().filter(|error| error.contains("upload"))
+        (failures.load(Ordering::SeqCst) > 0).then_some(())
     })
     .await;
     assert_eq!(
@@ -239,8 +258,7 @@ async fn thousand_records_made_while_the_server_was_down_arrive_exactly_once() {
     assert_eq!(server.records("scr-offline").await, (1005, 1005, 1005));
     assert_eq!(server.findings().await, 0, "no gap, fork or bad record");
 
-    stop.send(true).unwrap();
-    within(Duration::from_secs(10), uploading).await.unwrap();
+    uploading.abort();
     server.stop().await;
 }
 
@@ -260,20 +278,12 @@ async fn crash_between_server_ack_and_journal_ack_is_harmless() {
     assert_eq!(screen.acked_and_pending(), (0, 3));
 
     // After the restart the same records go again; the server counts them once.
-    let uploaded = upload::upload_once(&screen.client, &screen.journal, 10)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((uploaded.sent, uploaded.acked_seq), (3, 3));
+    let uploader = Uploader::new(screen.journal.clone(), 10);
+    assert_eq!(uploader.deliver_pending(&screen.client).await.unwrap(), 3);
     assert_eq!(screen.acked_and_pending(), (3, 0));
     assert_eq!(server.records("scr-crash").await, (3, 3, 3));
     assert_eq!(server.findings().await, 0);
     // Nothing left: the next round sends nothing.
-    assert!(
-        upload::upload_once(&screen.client, &screen.journal, 10)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(uploader.deliver_pending(&screen.client).await.unwrap(), 0);
     server.stop().await;
 }

@@ -18,6 +18,8 @@ mod agent_journal;
 mod agent_support;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_sync;
+#[cfg(feature = "agent")]
+mod agent_upload;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_upload_e2e;
 #[cfg(feature = "agent")]
