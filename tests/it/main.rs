@@ -10,5 +10,7 @@ mod schedule;
 #[cfg(feature = "server")]
 mod server_api;
 #[cfg(feature = "server")]
+mod server_device;
+#[cfg(feature = "server")]
 mod server_support;
 mod trust;
