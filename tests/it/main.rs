@@ -12,5 +12,7 @@ mod server_api;
 #[cfg(feature = "server")]
 mod server_device;
 #[cfg(feature = "server")]
+mod server_media;
+#[cfg(feature = "server")]
 mod server_support;
 mod trust;

@@ -329,3 +329,74 @@ pub async fn ensure_venue(server: &TestServer, id: &str, timezone: &str) {
         response.status()
     );
 }
+
+/// A small real H.264 MP4 clip made by GStreamer (once per test process).
+pub fn sample_mp4() -> &'static [u8] {
+    static CLIP: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clip.mp4");
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "videotestsrc",
+                "num-buffers=15",
+                "!",
+                "video/x-raw,width=160,height=90,framerate=15/1",
+            ])
+            .args(["!", "x264enc", "!", "mp4mux", "!", "filesink"])
+            .arg(format!("location={}", path.display()))
+            .status()
+            .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools)");
+        assert!(
+            status.success(),
+            "gst-launch-1.0 failed to make the test clip"
+        );
+        std::fs::read(&path).expect("read clip")
+    })
+}
+
+/// A small real PNG made by GStreamer (once per test process).
+pub fn sample_png() -> &'static [u8] {
+    static POSTER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    POSTER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("poster.png");
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "videotestsrc",
+                "num-buffers=1",
+                "pattern=ball",
+                "!",
+                "video/x-raw,width=64,height=64",
+            ])
+            .args(["!", "pngenc", "!", "filesink"])
+            .arg(format!("location={}", path.display()))
+            .status()
+            .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools)");
+        assert!(
+            status.success(),
+            "gst-launch-1.0 failed to make the test poster"
+        );
+        std::fs::read(&path).expect("read poster")
+    })
+}
+
+/// Uploads media as `token`'s holder and returns the response.
+pub async fn upload(server: &TestServer, token: &str, bytes: &[u8]) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/api/v1/media"))
+        .bearer_auth(token)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

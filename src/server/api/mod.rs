@@ -62,7 +62,9 @@ pub fn router(state: AppState) -> Router {
         // The upload streams to disk under its own limit (`max_upload_bytes`).
         .route(
             "/api/v1/media",
-            post(media::upload).layer(DefaultBodyLimit::disable()),
+            post(media::upload)
+                .layer(DefaultBodyLimit::disable())
+                .layer(axum::middleware::from_fn(close_after_refused_upload)),
         )
         .route("/api/v1/media/{sha256}", get(media::download))
         .route(
@@ -96,6 +98,23 @@ async fn healthz(
     // Touch the database: a server whose database is gone is not healthy.
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
     Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// A refused upload is answered before its body is read; hyper then drops
+/// the connection, and a client that reuses it would see a reset. Saying
+/// `Connection: close` lets the client know.
+async fn close_after_refused_upload(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if !response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Counts every answered request for `/metrics`.
