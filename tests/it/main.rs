@@ -14,5 +14,7 @@ mod server_device;
 #[cfg(feature = "server")]
 mod server_media;
 #[cfg(feature = "server")]
+mod server_publish;
+#[cfg(feature = "server")]
 mod server_support;
 mod trust;
