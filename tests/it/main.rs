@@ -14,6 +14,8 @@ mod server_device;
 #[cfg(feature = "server")]
 mod server_media;
 #[cfg(feature = "server")]
+mod server_pop;
+#[cfg(feature = "server")]
 mod server_publish;
 #[cfg(feature = "server")]
 mod server_support;
