@@ -10,6 +10,8 @@ mod schedule;
 #[cfg(feature = "server")]
 mod server_api;
 #[cfg(feature = "server")]
+mod server_cli;
+#[cfg(feature = "server")]
 mod server_device;
 #[cfg(feature = "server")]
 mod server_media;
