@@ -10,6 +10,8 @@ mod schedule;
 #[cfg(feature = "server")]
 mod server_api;
 #[cfg(feature = "server")]
+mod server_bad_input;
+#[cfg(feature = "server")]
 mod server_cli;
 #[cfg(feature = "server")]
 mod server_device;
