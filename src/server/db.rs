@@ -192,7 +192,13 @@ impl Db {
             Some(lock) => Some(Arc::clone(lock).lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = match self.backend {
+            // IMMEDIATE takes the write lock now (waiting out the busy
+            // timeout), so a transaction that reads first cannot fail later
+            // when it upgrades to writing after another connection wrote.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx {
             tx,
             _writer: writer,

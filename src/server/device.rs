@@ -340,7 +340,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, AppError> {
 /// signed device request or a person's token of any role.
 pub enum DeviceOrPerson {
     /// A screen box.
-    Device(DeviceScreen),
+    Device(Box<DeviceScreen>),
     /// A person.
     Person(Caller),
 }
@@ -358,7 +358,9 @@ impl FromRequestParts<AppState> for DeviceOrPerson {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with(AUTH_SCHEME));
         if is_device {
-            Ok(Self::Device(authenticate_device(state, parts, b"").await?))
+            Ok(Self::Device(Box::new(
+                authenticate_device(state, parts, b"").await?,
+            )))
         } else {
             let auth = Auth::<Viewer>::from_request_parts(parts, state).await?;
             Ok(Self::Person(auth.caller))

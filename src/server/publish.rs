@@ -331,7 +331,13 @@ async fn compile_screen(state: &AppState, screen: &ScreenInfo) -> Result<u64, Ap
             threshold: 1,
         },
     };
-    let payload = serde_json::to_vec(&manifest).map_err(AppError::internal)?;
+    manifest.validate().map_err(|error| {
+        AppError::BadRequest(format!(
+            "the compiled manifest of screen {} is invalid: {error}",
+            screen.id
+        ))
+    })?;
+    let payload = manifest.to_json_bytes();
     if payload.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(AppError::BadRequest(format!(
             "the manifest of screen {} would be {} bytes, over the players' limit of {}: target fewer items",

@@ -32,5 +32,17 @@ mod schedule;
 #[cfg(feature = "server")]
 mod server_api;
 #[cfg(feature = "server")]
+mod server_bad_input;
+#[cfg(feature = "server")]
+mod server_cli;
+#[cfg(feature = "server")]
+mod server_device;
+#[cfg(feature = "server")]
+mod server_media;
+#[cfg(feature = "server")]
+mod server_pop;
+#[cfg(feature = "server")]
+mod server_publish;
+#[cfg(feature = "server")]
 mod server_support;
 mod trust;

@@ -212,3 +212,191 @@ pub async fn error_message(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("JSON error body");
     body["error"].as_str().expect("error field").to_owned()
 }
+
+/// A screen box for tests: its own key, and signed requests with it.
+pub struct TestDevice {
+    pub key: ed25519_dalek::SigningKey,
+    pub screen_id: Option<String>,
+}
+
+impl Default for TestDevice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestDevice {
+    pub fn new() -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+            screen_id: None,
+        }
+    }
+
+    pub fn public_pem(&self) -> String {
+        ekran::keys::verifying_key_to_pem(&self.key.verifying_key())
+    }
+
+    /// The `Authorization` value for a request, signed now.
+    pub fn authorization(&self, method: &str, path: &str, body: &[u8]) -> String {
+        ekran::server::device::sign_request(
+            &self.key,
+            method,
+            path,
+            body,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+    }
+
+    /// Sends a signed request.
+    pub async fn send(
+        &self,
+        server: &TestServer,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        self.request(server, method, path, body)
+            .send()
+            .await
+            .expect("device request")
+    }
+
+    /// Builds a signed request (to add headers before sending).
+    pub fn request(
+        &self,
+        server: &TestServer,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        server
+            .client
+            .request(method.parse().expect("method"), server.url(path))
+            .header("authorization", self.authorization(method, path, body))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    }
+
+    /// Registers the key and returns the pairing code.
+    pub async fn enroll(&self, server: &TestServer) -> String {
+        let body = serde_json::to_vec(&serde_json::json!({ "public_key": self.public_pem() }))
+            .expect("json");
+        let response = self.send(server, "POST", "/api/v1/enroll", &body).await;
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        let pairing: serde_json::Value = response.json().await.expect("pairing");
+        pairing["code"].as_str().expect("code").to_owned()
+    }
+
+    /// Enrolls and has the admin approve into `venue` (created if missing) and `groups`.
+    pub async fn enroll_approved(
+        server: &TestServer,
+        venue: &str,
+        groups: &[&str],
+        screen_id: &str,
+    ) -> Self {
+        ensure_venue(server, venue, "Europe/Kyiv").await;
+        let mut device = Self::new();
+        let code = device.enroll(server).await;
+        let response = server
+            .client
+            .post(server.url(&format!("/api/v1/pairings/{code}/approve")))
+            .bearer_auth(&server.admin)
+            .json(&serde_json::json!({ "venue": venue, "groups": groups, "screen_id": screen_id }))
+            .send()
+            .await
+            .expect("approve");
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        device.screen_id = Some(screen_id.to_owned());
+        device
+    }
+}
+
+/// Creates a venue unless it exists.
+pub async fn ensure_venue(server: &TestServer, id: &str, timezone: &str) {
+    let response = server
+        .client
+        .post(server.url("/api/v1/venues"))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({ "id": id, "timezone": timezone }))
+        .send()
+        .await
+        .expect("create venue");
+    assert!(
+        response.status() == reqwest::StatusCode::CREATED
+            || response.status() == reqwest::StatusCode::CONFLICT,
+        "venue: {}",
+        response.status()
+    );
+}
+
+/// A small real H.264 MP4 clip made by GStreamer (once per test process).
+pub fn sample_mp4() -> &'static [u8] {
+    static CLIP: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clip.mp4");
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "videotestsrc",
+                "num-buffers=15",
+                "!",
+                "video/x-raw,width=160,height=90,framerate=15/1",
+            ])
+            .args(["!", "x264enc", "!", "mp4mux", "!", "filesink"])
+            .arg(format!("location={}", path.display()))
+            .status()
+            .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools)");
+        assert!(
+            status.success(),
+            "gst-launch-1.0 failed to make the test clip"
+        );
+        std::fs::read(&path).expect("read clip")
+    })
+}
+
+/// A small real PNG made by GStreamer (once per test process).
+pub fn sample_png() -> &'static [u8] {
+    static POSTER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    POSTER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("poster.png");
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "videotestsrc",
+                "num-buffers=1",
+                "pattern=ball",
+                "!",
+                "video/x-raw,width=64,height=64",
+            ])
+            .args(["!", "pngenc", "!", "filesink"])
+            .arg(format!("location={}", path.display()))
+            .status()
+            .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools)");
+        assert!(
+            status.success(),
+            "gst-launch-1.0 failed to make the test poster"
+        );
+        std::fs::read(&path).expect("read poster")
+    })
+}
+
+/// Uploads media as `token`'s holder and returns the response.
+pub async fn upload(server: &TestServer, token: &str, bytes: &[u8]) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/api/v1/media"))
+        .bearer_auth(token)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

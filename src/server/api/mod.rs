@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/device/heartbeat", post(device::heartbeat))
         .route("/metrics", get(content::metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -96,6 +97,29 @@ async fn healthz(
     // Touch the database: a server whose database is gone is not healthy.
     sqlx::query("SELECT 1").execute(state.db().pool()).await?;
     Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// A request refused before its body was read (oversize, wrong type, no
+/// rights) leaves unread bytes on the connection; hyper then drops the
+/// connection, and a client reusing it would see a reset instead of the
+/// next answer. Saying `Connection: close` on such refusals lets it know.
+async fn close_after_refused_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length != "0");
+    let mut response = next.run(request).await;
+    if has_body && !response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Counts every answered request for `/metrics`.

@@ -1,0 +1,288 @@
+//! Proof-of-play ingest (verified, stored once per (screen, seq) under
+//! concurrent and repeated uploads, chained, findings for gaps, forks and
+//! bad signatures) and airtime reports from the rollups, on both backends.
+
+use ekran::pop::{GENESIS_HASH, Outcome, PlayBody, PlayRecord, seal};
+use ekran::server::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::server_support::{Backend, TestDevice, TestServer, error_message};
+
+both_backends!(
+    batches_are_stored_once_even_when_uploaded_concurrently,
+    gaps_forks_and_bad_signatures_become_findings,
+    airtime_report_counts_local_days_and_verified_share,
+);
+
+/// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
+const EVENING_MS: i64 = 1_795_901_400_000;
+
+/// Sealed records `1..=count` of one screen, each `duration_ms` long, back to back.
+fn chain(device: &TestDevice, count: u64, start_ms: i64, duration_ms: u64) -> Vec<PlayRecord> {
+    let screen_id = device.screen_id.clone().unwrap();
+    let mut prev = GENESIS_HASH.to_owned();
+    (1..=count)
+        .map(|seq| {
+            let started = start_ms + (seq as i64 - 1) * duration_ms as i64;
+            let body = PlayBody {
+                screen_id: screen_id.clone(),
+                seq,
+                play_id: format!("play-{seq}"),
+                item_id: "udhr/clip".into(),
+                campaign: if seq % 2 == 0 {
+                    "Campaign B".into()
+                } else {
+                    "Campaign A".into()
+                },
+                media_sha256: "ab".repeat(32),
+                manifest_version: 2,
+                started_at_ms: started,
+                ended_at_ms: started + duration_ms as i64,
+                duration_ms,
+                frames_presented: duration_ms / 40,
+                frames_dropped: 0,
+                outcome: if seq % 5 == 0 {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::Completed
+                },
+                stale: false,
+            };
+            let record = seal(body, &prev, &device.key).unwrap();
+            prev = record.hash.clone();
+            record
+        })
+        .collect()
+}
+
+async fn upload(
+    server: &TestServer,
+    device: &TestDevice,
+    records: &[PlayRecord],
+) -> reqwest::Response {
+    let body = serde_json::to_vec(records).unwrap();
+    device
+        .send(server, "POST", "/api/v1/device/pop", &body)
+        .await
+}
+
+async fn ack(server: &TestServer, device: &TestDevice, records: &[PlayRecord]) -> Value {
+    let response = upload(server, device, records).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn findings(server: &TestServer) -> Vec<Value> {
+    server
+        .client
+        .get(server.url("/api/v1/audit/findings"))
+        .bearer_auth(&server.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn stored_count(server: &TestServer) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM pop_records")
+        .fetch_one(server.state.db().pool())
+        .await
+        .unwrap()
+}
+
+async fn batches_are_stored_once_even_when_uploaded_concurrently(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 40, EVENING_MS, 30_000);
+
+    // The same batch five times at once, then once more.
+    let uploads = (0..5).map(|_| ack(&server, &device, &records));
+    let acks = futures_util::future::join_all(uploads).await;
+    let stored: u64 = acks.iter().map(|a| a["stored"].as_u64().unwrap()).sum();
+    assert_eq!(stored, 40, "{acks:?}");
+    for a in &acks {
+        assert_eq!(a["acked_seq"], 40);
+        assert_eq!(
+            a["stored"].as_u64().unwrap() + a["duplicates"].as_u64().unwrap(),
+            40
+        );
+    }
+    let again = ack(&server, &device, &records).await;
+    assert_eq!(
+        (again["stored"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(40))
+    );
+    assert_eq!(stored_count(&server).await, 40);
+    assert!(findings(&server).await.is_empty());
+
+    // Rollups count each play once.
+    let plays: i64 = sqlx::query_scalar("SELECT CAST(SUM(plays) AS BIGINT) FROM airtime_daily")
+        .fetch_one(server.state.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(plays, 40);
+
+    // Records claiming another screen are refused whole.
+    let stranger = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-2").await;
+    let response = upload(&server, &stranger, &records[..1]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(error_message(response).await.contains("kyiv-silpo-1"));
+    let response = stranger
+        .send(&server, "POST", "/api/v1/device/pop", b"{not json")
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+async fn gaps_forks_and_bad_signatures_become_findings(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 10, EVENING_MS, 30_000);
+
+    assert_eq!(ack(&server, &device, &records[..3]).await["acked_seq"], 3);
+    // 4 and 5 missing.
+    let reply = ack(&server, &device, &records[5..8]).await;
+    assert_eq!(reply["acked_seq"], 3);
+    assert_eq!(reply["stored"], 3);
+    let open = findings(&server).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kind"], "gap");
+    assert_eq!(open[0]["seq"], 4);
+    assert!(open[0]["resolved_at_ms"].is_null());
+
+    // The missing records arrive: the chain closes, the gap is resolved.
+    assert_eq!(ack(&server, &device, &records[3..5]).await["acked_seq"], 8);
+    let after = findings(&server).await;
+    assert!(after[0]["resolved_at_ms"].as_i64().is_some(), "{after:?}");
+
+    // A different record for a stored seq: a fork, refused.
+    let mut forged = chain(&device, 2, EVENING_MS + 1, 30_000);
+    let fork = forged.remove(1);
+    let reply = ack(&server, &device, std::slice::from_ref(&fork)).await;
+    assert_eq!(reply["rejected"], 1);
+    assert_eq!(reply["findings"][0]["kind"], "fork");
+
+    // Signed by another key: bad signature, not stored.
+    let impostor = TestDevice {
+        key: TestDevice::new().key,
+        screen_id: device.screen_id.clone(),
+    };
+    let foreign = chain(&impostor, 9, EVENING_MS, 30_000).pop().unwrap();
+    let reply = ack(&server, &device, std::slice::from_ref(&foreign)).await;
+    assert_eq!(reply["findings"][0]["kind"], "bad_signature");
+    assert_eq!(reply["acked_seq"], 8);
+
+    // Tampered after sealing: bad hash.
+    let mut tampered = records[8].clone();
+    tampered.body.duration_ms *= 10;
+    let reply = ack(&server, &device, std::slice::from_ref(&tampered)).await;
+    assert_eq!(reply["findings"][0]["kind"], "bad_hash");
+
+    // The real 9 and 10 still chain on.
+    assert_eq!(ack(&server, &device, &records[8..]).await["acked_seq"], 10);
+    assert_eq!(stored_count(&server).await, 10);
+    let kinds: Vec<String> = findings(&server)
+        .await
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for kind in ["gap", "fork", "bad_signature", "bad_hash"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    server.stop().await;
+}
+
+async fn airtime_report_counts_local_days_and_verified_share(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let one = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let two = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-2").await;
+    // 6 plays of 10 minutes from 23:30 Kyiv: 3 start on the 28th, 3 on the 29th.
+    let first = chain(&one, 6, EVENING_MS, 600_000);
+    ack(&server, &one, &first).await;
+    // Screen two: seq 1 is missing, so its records are stored but unverified.
+    let second = chain(&two, 2, EVENING_MS, 600_000);
+    assert_eq!(ack(&server, &two, &second[1..]).await["acked_seq"], 0);
+
+    let viewer = server.token(Role::Viewer).await;
+    let report = |query: &str| {
+        server
+            .client
+            .get(server.url(&format!("/api/v1/reports/airtime?{query}")))
+            .bearer_auth(&viewer)
+            .send()
+    };
+    let rows: Vec<Value> = report("from=2026-11-28&to=2026-11-29")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let find = |day: &str, campaign: &str| {
+        rows.iter()
+            .find(|r| r["day"] == day && r["campaign"] == campaign)
+            .unwrap_or_else(|| panic!("{day} {campaign} in {rows:?}"))
+            .clone()
+    };
+    // 28th: seqs 1 (A), 2 (B), 3 (A) of screen one; seq 2 (B) of screen two.
+    let a28 = find("2026-11-28", "Campaign A");
+    assert_eq!(a28["plays"], 2);
+    assert_eq!(a28["seconds"], 1200.0);
+    assert_eq!(a28["screens"], 1);
+    assert_eq!(a28["verified_share"], 1.0);
+    let b28 = find("2026-11-28", "Campaign B");
+    assert_eq!(b28["plays"], 2);
+    assert_eq!(b28["screens"], 2);
+    assert_eq!(b28["verified_plays"], 1);
+    assert_eq!(b28["verified_share"], 0.5);
+    // 29th: seqs 4 (B), 5 (A, interrupted), 6 (B).
+    let a29 = find("2026-11-29", "Campaign A");
+    assert_eq!(
+        (a29["plays"].as_u64(), a29["completed_plays"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(find("2026-11-29", "Campaign B")["plays"], 2);
+
+    // Screen two's missing record arrives: everything is verified now.
+    ack(&server, &two, &second[..1]).await;
+    let rows: Vec<Value> = report("from=2026-11-28&to=2026-11-28&campaign=Campaign%20B")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["verified_share"], 1.0);
+
+    let csv = report("from=2026-11-28&to=2026-11-29&format=csv")
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "day,venue,campaign,seconds,plays,completed_plays,screens,verified_seconds,verified_plays,verified_share"
+    );
+    assert!(
+        lines.any(|l| l.starts_with("2026-11-29,kyiv-1,Campaign A,600.0,1,0,1,")),
+        "{text}"
+    );
+
+    let response = report("from=2026-11-29&to=2026-11-28").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = report("from=yesterday&to=2026-11-28").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = server
+        .client
+        .get(server.url("/api/v1/reports/airtime?from=2026-11-28&to=2026-11-28"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let _ = json!({});
+    server.stop().await;
+}
