@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tempfile::TempDir;
 
-use crate::server_support::{Backend, TestServer};
+use crate::server_support::{Backend, TestDb, TestServer};
 
 /// The venue every test screen stands in.
 pub const VENUE: &str = "kyiv-mall";
@@ -31,7 +31,12 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start() -> Self {
-        let server = TestServer::start(Backend::Sqlite).await;
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the server's config adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut ekran::server::Config)) -> Self {
+        let server = TestServer::start_with(TestDb::new(Backend::Sqlite).await, tweak).await;
         let response = server
             .client
             .post(server.url("/api/v1/venues"))
@@ -94,6 +99,17 @@ impl Rig {
             .await
             .unwrap()
             .unwrap()
+    }
+
+    /// Where the server keeps the bytes of media `sha256`.
+    pub fn stored_media_path(&self, sha256: &str) -> std::path::PathBuf {
+        self.server
+            .db
+            .data
+            .path()
+            .join(ekran::server::MEDIA_DIR)
+            .join(&sha256[..2])
+            .join(sha256)
     }
 
     /// Uploads media bytes as a manager; returns their SHA-256.

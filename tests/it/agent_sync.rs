@@ -455,3 +455,172 @@ async fn agent_with_a_1970_clock_enrolls_syncs_and_records_server_time() {
     agent.stop().await;
     rig.server.stop().await;
 }
+
+/// The last error in the server's stored heartbeat, once it contains `needle`.
+async fn heartbeat_error_containing(rig: &Rig, screen: &str, needle: &str) -> serde_json::Value {
+    eventually(
+        Duration::from_secs(20),
+        &format!("{needle:?} in the heartbeat"),
+        || async {
+            heartbeat(rig, screen).await.filter(|beat| {
+                beat["last_error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains(needle))
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_over_the_cache_quota_is_reported_and_the_old_one_keeps_playing() {
+    let rig = Rig::start().await;
+    let mut config = rig.config();
+    config.cache.quota_bytes = 10_000;
+    rig.enroll_box(&config, "scr-quota").await;
+    let small = rig.upload_media(&png("small")).await;
+    let old = rig
+        .publish(
+            "quota",
+            "scr-quota",
+            &[("small", "media/small.png", &small)],
+        )
+        .await;
+    let mut agent = Agent::start(config.clone());
+    let (request, events) = agent.next_play().await;
+    assert_eq!(request.manifest_version, old);
+
+    let mut big = Vec::new();
+    for name in ["big-1", "big-2", "big-3"] {
+        big.push(rig.upload_media(&png(name)).await);
+    }
+    let items: Vec<(&str, &str, &str)> = vec![
+        ("big-1", "media/big-1.png", &big[0]),
+        ("big-2", "media/big-2.png", &big[1]),
+        ("big-3", "media/big-3.png", &big[2]),
+    ];
+    rig.publish("quota", "scr-quota", &items).await;
+    let beat = heartbeat_error_containing(&rig, "scr-quota", "quota").await;
+    assert_eq!(beat["manifest_version"], old, "{beat}");
+    assert_eq!(
+        manifest_store(&config)
+            .load(Slot::Active)
+            .unwrap()
+            .unwrap()
+            .manifest
+            .version,
+        old
+    );
+    // The screen plays on: the next item is still from the old manifest.
+    agent.play_through(&events, 10, 3).await;
+    let (next, _) = agent.next_play().await;
+    assert_eq!(next.manifest_version, old);
+    assert!(next.media_path.exists());
+    agent.stop().await;
+    rig.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn substituted_media_bytes_are_refused_then_fetched_again_once_the_server_is_fixed() {
+    let rig = Rig::start().await;
+    let config = rig.config();
+    rig.enroll_box(&config, "scr-subst").await;
+    let first = rig.upload_media(&png("first")).await;
+    let old = rig
+        .publish(
+            "subst",
+            "scr-subst",
+            &[("first", "media/first.png", &first)],
+        )
+        .await;
+    let mut agent = Agent::start(config.clone());
+    let (_, events) = agent.next_play().await;
+
+    // The server's copy of the new clip is replaced by other bytes of the same length.
+    let genuine = png("second");
+    let second = rig.upload_media(&genuine).await;
+    let stored = rig.stored_media_path(&second);
+    let mut forged = genuine.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0xff;
+    std::fs::write(&stored, &forged).unwrap();
+    let new = rig
+        .publish(
+            "subst",
+            "scr-subst",
+            &[("second", "media/second.png", &second)],
+        )
+        .await;
+    let beat = heartbeat_error_containing(&rig, "scr-subst", "substituted").await;
+    assert_eq!(beat["manifest_version"], old, "{beat}");
+    let cached = config.cache_dir().join("media").join(&second);
+    assert!(
+        !cached.exists(),
+        "substituted bytes must never enter the cache"
+    );
+    let store = manifest_store(&config);
+    assert_eq!(
+        store.load(Slot::Active).unwrap().unwrap().manifest.version,
+        old
+    );
+    assert_eq!(
+        store.load(Slot::Pending).unwrap().unwrap().manifest.version,
+        new
+    );
+
+    // The operator repairs the server; the retry activates the new manifest.
+    std::fs::write(&stored, &genuine).unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the new manifest active",
+        || async {
+            let active = manifest_store(&config).load(Slot::Active).ok()??;
+            (active.manifest.version == new).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(std::fs::read(&cached).unwrap(), genuine);
+    agent.play_through(&events, 10, 3).await;
+    let (next, _) = agent.next_play().await;
+    assert_eq!(next.manifest_version, new);
+    assert_eq!(next.item.id, "subst/second");
+    agent.stop().await;
+    rig.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_manifest_keeps_playing_marked_stale_in_heartbeats_and_records() {
+    let rig = Rig::start_with(|config| config.manifest_ttl_secs = 1).await;
+    let config = rig.config();
+    rig.enroll_box(&config, "scr-stale").await;
+    let sha = rig.upload_media(&png("freeze")).await;
+    rig.publish("freeze", "scr-stale", &[("freeze", "media/f.png", &sha)])
+        .await;
+    let mut agent = Agent::start(config.clone());
+    let (_, events) = agent.next_play().await;
+    // Past expires_at (one second after issue) the screen does not go black…
+    eventually(Duration::from_secs(20), "a stale heartbeat", || async {
+        heartbeat(&rig, "scr-stale")
+            .await
+            .filter(|beat| beat["stale"] == true)
+    })
+    .await;
+    agent.play_through(&events, 10, 3).await;
+    let (next, next_events) = agent.next_play().await;
+    assert_eq!(next.item.id, "freeze/freeze");
+    // …and what plays now is recorded as stale.
+    agent.play_through(&next_events, 10, 3).await;
+    let _ = agent.next_play().await;
+    let stale: i64 = eventually(Duration::from_secs(20), "the stale record", || async {
+        sqlx::query("SELECT stale FROM pop_records WHERE screen_id = $1 AND seq = 2")
+            .bind("scr-stale")
+            .fetch_optional(rig.server.state.db().pool())
+            .await
+            .unwrap()
+            .map(|row| row.get::<i64, _>("stale"))
+    })
+    .await;
+    assert_eq!(stale, 1);
+    agent.stop().await;
+    rig.server.stop().await;
+}
