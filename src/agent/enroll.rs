@@ -159,7 +159,7 @@ pub async fn enroll(
             match client.enroll().await {
                 Ok(EnrollAnswer::Pending(issued)) => {
                     if pairing.as_ref() != Some(&issued) {
-                        announce(&issued);
+                        announce(&issued, clock.now());
                         on_event(PairingEvent::Show(issued.clone()));
                     }
                     pairing = Some(issued);
@@ -196,8 +196,8 @@ pub async fn enroll(
 }
 
 /// Logs the code where an installer looking at the console will see it.
-fn announce(pairing: &Pairing) {
-    let minutes_left = (pairing.expires_at_ms - jiff::Timestamp::now().as_millisecond()) / 60_000;
+fn announce(pairing: &Pairing, now: jiff::Timestamp) {
+    let minutes_left = (pairing.expires_at_ms - now.as_millisecond()) / 60_000;
     tracing::warn!(
         code = %pairing.code,
         key_id = %pairing.key_id,

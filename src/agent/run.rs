@@ -43,6 +43,7 @@ use super::heartbeat::{self, Health, HeartbeatSources, SharedJournal, lock};
 use super::journal::{DirStorage, Journal, JournalError, JournalOptions};
 use super::sync::{ActiveManifest, Syncer};
 use super::upload::{PopTransport, UploadError, Uploader};
+use super::watchdog::{self, Liveness, Watchdog};
 use crate::manifest::{Item, Manifest, Overlay};
 use crate::pop::PlayRecord;
 use crate::pop::{Outcome, PlayBody};
@@ -74,6 +75,10 @@ impl PopTransport for HealthReportingTransport {
         result
     }
 }
+
+/// How often the loop proves it is alive while no play is running. While
+/// one is, the engine's events (Progress about once a second) do.
+const IDLE_BEAT: Duration = Duration::from_secs(1);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +264,7 @@ pub async fn run_with_clock(
     };
     let client = DeviceClient::new(&config.server_url, key.clone(), clock.clone())?;
     let appended = Arc::new(Notify::new());
+    let liveness = Liveness::new();
 
     // Boot to play: an enrolled box plays before it talks to anyone.
     let screen_id = match &identity {
@@ -291,6 +297,7 @@ pub async fn run_with_clock(
         cache: cache.clone(),
         appended: appended.clone(),
         clock: clock.clone(),
+        liveness: liveness.clone(),
         scheduler: Scheduler::new(),
         playable: None,
         current: None,
@@ -298,6 +305,16 @@ pub async fn run_with_clock(
         failures_in_a_row: 0,
     };
     let playing = tokio::spawn(playback_loop.run(active, stopped.clone()));
+    watchdog::notify_ready();
+    if let Some(watchdog) = Watchdog::from_env(liveness) {
+        let mut watchdog_stop = stopped.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = watchdog.run() => {}
+                () = until_stopped(&mut watchdog_stop) => {}
+            }
+        });
+    }
 
     let downloader = Downloader::with_client(
         client.http().clone(),
@@ -419,6 +436,9 @@ struct PlaybackLoop<P> {
     cache: MediaCache,
     appended: Arc<Notify>,
     clock: Arc<ServerClock>,
+    /// Fed by every playback event and, while the fallback shows, by the
+    /// loop itself: systemd's watchdog pings stop when the engine stalls.
+    liveness: Liveness,
     scheduler: Scheduler,
     /// The active manifest restricted to items whose media are cached.
     playable: Option<Arc<Manifest>>,
@@ -439,6 +459,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
         let initial = active.borrow_and_update().clone();
         self.set_manifest(initial).await;
         self.decide_and_play(&sender).await;
+        let mut idle_tick = tokio::time::interval(IDLE_BEAT);
         loop {
             let wake = self.retry_at.map(|at| {
                 let wait = at.duration_since(self.clock.now());
@@ -446,7 +467,12 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             });
             tokio::select! {
                 Some((play_id, event)) = events.recv() => {
+                    self.liveness.beat();
                     self.on_event(&play_id, event, &sender).await;
+                }
+                _ = idle_tick.tick(), if self.current.is_none() => {
+                    // Showing the fallback: nothing to wait for from the engine.
+                    self.liveness.beat();
                 }
                 changed = active.changed() => {
                     if changed.is_err() {

@@ -204,8 +204,8 @@ impl Syncer {
                 },
             )?;
             let state = TrustState::load(&trust_dir).map_err(SyncError::TrustState)?;
-            let manifest = match acceptance {
-                Acceptance::New { manifest, .. } => *manifest,
+            let accepted = match acceptance {
+                Acceptance::New { manifest, .. } => Some(*manifest),
                 Acceptance::Unchanged => {
                     // Accepted before. Active already, or pending already:
                     // nothing to store. Otherwise a crash came between
@@ -222,11 +222,13 @@ impl Syncer {
                     if present(Slot::Active) || present(Slot::Pending) {
                         return Ok(false);
                     }
-                    let (_, manifest) = verified(&state, &envelope)?;
-                    manifest
+                    None
                 }
             };
-            let (payload, _) = verified(&state, &envelope)?;
+            // The exact payload bytes to store, from the envelope the trust
+            // state now pins (its root may just have rotated).
+            let (payload, parsed) = verified(&state, &envelope)?;
+            let manifest = accepted.unwrap_or(parsed);
             store.save(Slot::Pending, &envelope, &payload, &manifest)?;
             tracing::info!(
                 version = manifest.version,
