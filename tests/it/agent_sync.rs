@@ -624,3 +624,41 @@ async fn expired_manifest_keeps_playing_marked_stale_in_heartbeats_and_records()
     agent.stop().await;
     rig.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_lost_from_the_cache_are_fetched_again_after_a_restart() {
+    let rig = Rig::start().await;
+    let config = rig.config();
+    rig.enroll_box(&config, "scr-repair").await;
+    let sha = rig.upload_media(&png("repair")).await;
+    let version = rig
+        .publish("repair", "scr-repair", &[("repair", "media/r.png", &sha)])
+        .await;
+    let mut agent = Agent::start(config.clone());
+    let (request, _) = agent.next_play().await;
+    agent.stop().await;
+
+    // Storage damage while the box was off: the only clip is gone.
+    std::fs::remove_file(&request.media_path).unwrap();
+    let mut agent = Agent::start(config.clone());
+    // Nothing playable at boot: the fallback shows first…
+    within(Duration::from_secs(20), async {
+        loop {
+            match agent.calls.recv().await.unwrap() {
+                PortCall::Fallback => break,
+                PortCall::Play(request, _) => panic!("played missing media {request:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    // …until sync has fetched and verified the file again.
+    let (again, _) = agent.next_play().await;
+    assert_eq!(again.manifest_version, version);
+    assert_eq!(
+        hex::encode(Sha256::digest(std::fs::read(&again.media_path).unwrap())),
+        sha
+    );
+    agent.stop().await;
+    rig.server.stop().await;
+}
