@@ -55,6 +55,10 @@ enum Command {
     #[cfg(feature = "server")]
     #[command(subcommand)]
     Report(server::ReportCmd),
+    /// Server benchmarks (PoP ingest ratio, 304 manifest fetches).
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Bench(server::BenchCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
     Play(play::PlayArgs),
@@ -79,6 +83,8 @@ pub fn main() -> ExitCode {
         Command::Push(args) => server::run_push(args),
         #[cfg(feature = "server")]
         Command::Report(cmd) => server::run_report(cmd),
+        #[cfg(feature = "server")]
+        Command::Bench(cmd) => server::run_bench(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(args),
     };

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod db;
 pub mod device;
 pub mod error;

@@ -12,6 +12,8 @@ mod server_api;
 #[cfg(feature = "server")]
 mod server_bad_input;
 #[cfg(feature = "server")]
+mod server_bench;
+#[cfg(feature = "server")]
 mod server_cli;
 #[cfg(feature = "server")]
 mod server_device;
