@@ -1,4 +1,5 @@
 //! The one integration-test binary: one module per area.
 
 mod cli_keys_manifest;
+mod deploy;
 mod dsse;
