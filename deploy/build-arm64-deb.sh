@@ -124,6 +124,8 @@ package_deb() {
   install -D -m 0644 "$repo/deploy/systemd/ekran-player.service" "$stage/lib/systemd/system/ekran-player.service"
   install -D -m 0644 "$repo/deploy/pam/ekran-player" "$stage/etc/pam.d/ekran-player"
   install -D -m 0644 "$config_example" "$stage/usr/share/ekran-player/player.toml"
+  # On the box too, to change the server, rotation or mode later.
+  install -D -m 0755 "$repo/deploy/pi/provision.sh" "$stage/usr/share/ekran-player/provision.sh"
   install -D -m 0644 "$repo/deploy/README.md" "$stage/usr/share/doc/ekran-player/README.md"
   mkdir -p "$stage/usr/share/doc/ekran-player"
   cat >"$stage/usr/share/doc/ekran-player/copyright" <<COPYRIGHT
@@ -152,7 +154,7 @@ Description: Ekran digital signage player (screen box)
  Plays signed playlists from an Ekran server fullscreen on the box's first
  display, gaplessly, with hardware decoding, and keeps a signed proof-of-play
  journal. Runs as ekran-player.service under the cage kiosk compositor;
- configure /etc/ekran/player.toml (or run deploy/pi/provision.sh), then
+ configure it with /usr/share/ekran-player/provision.sh --server URL, then
  approve the pairing code shown on screen.
 CONTROL
   echo /etc/pam.d/ekran-player >"$stage/DEBIAN/conffiles"
@@ -172,11 +174,9 @@ if [ "$1" = configure ]; then
             adduser --quiet ekran "$group"
         fi
     done
-    # Not a conffile: provision.sh and operators edit it; upgrades keep it.
-    if [ ! -e /etc/ekran/player.toml ]; then
-        install -d -m 0755 /etc/ekran
-        install -m 0644 /usr/share/ekran-player/player.toml /etc/ekran/player.toml
-    fi
+    # /etc/ekran/player.toml is written by provision.sh (server URL, state
+    # directory, output) from /usr/share/ekran-player/player.toml, not here:
+    # the package cannot know the server, and the unit waits for the file.
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload || true
         # An upgrade restarts a running kiosk on the new binary. New boxes are
@@ -206,9 +206,10 @@ case "$1" in
         ;;
     purge)
         rm -f /etc/systemd/system/multi-user.target.wants/ekran-player.service
-        # The screen's identity key, journal and cache go with a purge.
+        # The screen's identity key, journal and cache go with a purge, and
+        # the config provision.sh wrote.
         rm -rf /var/lib/ekran-player
-        rm -f /etc/ekran/player.toml
+        rm -f /etc/ekran/player.toml /etc/ekran/player.toml.before-ekran
         rmdir /etc/ekran 2>/dev/null || true
         ;;
 esac

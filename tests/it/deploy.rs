@@ -713,6 +713,10 @@ fn arm64_package_holds_the_player_units_config_and_user_setup() {
         fs::read(&example).unwrap()
     );
     assert_eq!(
+        fs::read(unpacked.join("usr/share/ekran-player/provision.sh")).unwrap(),
+        fs::read(repo().join("deploy/pi/provision.sh")).unwrap()
+    );
+    assert_eq!(
         fs::read_to_string(unpacked.join("DEBIAN/conffiles")).unwrap(),
         "/etc/pam.d/ekran-player\n"
     );
