@@ -2,15 +2,17 @@
 # Builds the ekran-player package for Raspberry Pi OS / Debian Bookworm arm64
 # on a Debian Bookworm amd64 host: cross-compiles the player
 # (`--no-default-features --features player`) for aarch64-unknown-linux-gnu
-# against Debian's multiarch arm64 GStreamer, then packages it with dpkg-deb.
+# against Debian's arm64 GStreamer, then packages it with dpkg-deb.
 #
 #   deploy/build-arm64-deb.sh                        # build + package into target/deb/
 #   deploy/build-arm64-deb.sh --output DIR           # put the .deb elsewhere
 #   deploy/build-arm64-deb.sh --package-only BINARY  # package an already built binary
 #
 # Installs what the cross-build needs when it is missing (root required then):
-# the arm64 architecture in dpkg, the :arm64 GStreamer dev packages, the
-# aarch64 gcc (linker and C compiler for crates with C code), the Rust target.
+# the aarch64 gcc (linker, and C compiler for crates with C code), mmdebstrap,
+# the Rust target. The arm64 libraries come from a sysroot that
+# deploy/arm64-sysroot.sh unpacks (target/arm64-sysroot), not from
+# `dpkg --add-architecture arm64`: see that script for why.
 # Check the result under emulation with deploy/check-arm64.sh.
 set -euo pipefail
 
@@ -60,22 +62,15 @@ while (($#)); do
   esac
 done
 
-# Debian packages the cross-build needs (multiarch: the :arm64 ones install
-# beside the host's amd64 libraries, at /usr/lib/aarch64-linux-gnu).
+# Host packages the cross-build needs; the arm64 side is the sysroot.
 install_build_deps() {
-  local packages=(
-    dpkg-dev pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64
-  )
+  local packages=(gcc-aarch64-linux-gnu mmdebstrap pkg-config)
   local missing=() p
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
     [[ $(id -u) == 0 ]] || die "missing build packages (${missing[*]}); run as root once to install them"
-    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-      dpkg --add-architecture arm64
-    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -qq -y --no-install-recommends "${missing[@]}"
@@ -86,18 +81,22 @@ install_build_deps() {
 }
 
 cross_build() {
-  # Linker and C compiler for the target; the host's own build scripts keep the host tools.
+  local sysroot
+  sysroot=$("$repo/deploy/arm64-sysroot.sh")
+  # Linker and C compiler for the target, both looking in the sysroot for
+  # headers and libraries; the host's own build scripts keep the host tools.
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$multiarch-gcc
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=--sysroot=$sysroot"
   export CC_aarch64_unknown_linux_gnu=$multiarch-gcc
   export AR_aarch64_unknown_linux_gnu=$multiarch-ar
-  # pkg-config (gstreamer-sys, glib-sys) must see only the arm64 .pc files:
-  # LIBDIR replaces the default (amd64) search path for this target only.
+  export CFLAGS_aarch64_unknown_linux_gnu="--sysroot=$sysroot"
+  # pkg-config (gstreamer-sys, glib-sys) reads only the sysroot's arm64 .pc
+  # files and prefixes their paths with the sysroot; for this target only.
   export PKG_CONFIG_ALLOW_CROSS=1
-  export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu=/usr/lib/$multiarch/pkgconfig:/usr/share/pkgconfig
+  export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu=$sysroot/usr/lib/$multiarch/pkgconfig:$sysroot/usr/share/pkgconfig
   export PKG_CONFIG_PATH_aarch64_unknown_linux_gnu=
-  # Multiarch libraries live in the host's own root.
-  export PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_gnu=/
-  (cd -- "$repo" && cargo build --release --locked --no-default-features --features player --target "$target")
+  export PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_gnu=$sysroot
+  (cd -- "$repo" && cargo build --release --locked --no-default-features --features player --target "$target") >&2
   local binary=$repo/target/$target/release/ekran
   # Smaller package and faster start on an SD card; symbols stay in the target dir.
   "$multiarch-strip" --strip-unneeded -o "$repo/target/$target/release/ekran.stripped" "$binary"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks a cross-built arm64 ekran binary on this amd64 Debian host under
-# qemu-aarch64 user emulation, against Debian's arm64 (multiarch) libraries:
+# qemu-aarch64 user emulation, against Debian arm64 libraries (the sysroot
+# deploy/arm64-sysroot.sh unpacks, the same the build linked against):
 #   1. `ekran --version` runs (the binary loads, its libraries resolve);
 #   2. `ekran play --headless` plays a short generated H.264 clip to the end
 #      through arm64 GStreamer and wgpu on arm64 lavapipe (Mesa's software Vulkan).
@@ -21,53 +22,50 @@ die() {
 
 [[ -f $binary ]] || die "no binary at $binary: run deploy/build-arm64-deb.sh first"
 
-# The emulator and the arm64 run-time libraries the player loads (directly or
-# through dlopen: GStreamer plugins, the Vulkan loader and lavapipe).
-packages=(
-  qemu-user gstreamer1.0-tools gstreamer1.0-plugins-ugly
-  libc6:arm64 libgcc-s1:arm64 libglib2.0-0:arm64
-  libgstreamer1.0-0:arm64 gstreamer1.0-plugins-base:arm64 gstreamer1.0-plugins-good:arm64
-  gstreamer1.0-libav:arm64 libvulkan1:arm64 mesa-vulkan-drivers:arm64
-)
+# The emulator, and the host's GStreamer to make a test clip. The arm64 side
+# (loader, libraries, GStreamer plugins, lavapipe) is the sysroot the build
+# linked against, as on the box.
+packages=(qemu-user gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-ugly python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   [[ $(id -u) == 0 ]] || die "missing packages (${missing[*]}); run as root once to install them"
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    dpkg --add-architecture arm64
-  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -qq -y --no-install-recommends "${missing[@]}"
 fi
+sysroot=$("$repo/deploy/arm64-sysroot.sh")
 
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
 
-# The arm64 dynamic loader and libraries are in the host's root (multiarch).
-export QEMU_LD_PREFIX=/
+# One second of H.264, made by the host's GStreamer (before the environment
+# below points GStreamer at the arm64 plugins).
+clip=$work/clip.mp4
+gst-launch-1.0 -q videotestsrc num-buffers=24 pattern=smpte \
+  ! video/x-raw,width=320,height=240,framerate=24/1 \
+  ! x264enc ! h264parse ! mp4mux ! filesink location="$clip"
+
+# qemu opens every absolute path the arm64 program asks for under the
+# sysroot first (the loader, libraries, plugins, ICD files), then on the host
+# (the clip, the stats file): paths below are the box's paths, unprefixed.
+export QEMU_LD_PREFIX=$sysroot
 # GStreamer normally scans plugins in a helper process; that helper is an
 # arm64 binary the kernel cannot start without binfmt_misc, so scan in-process,
 # into a registry of its own (the host's amd64 registry must not be reused).
 export GST_REGISTRY_FORK=no
 export GST_REGISTRY_1_0=$work/gst-registry-arm64.bin
 export GST_PLUGIN_SYSTEM_PATH_1_0=/usr/lib/$multiarch/gstreamer-1.0
-# Only the arm64 lavapipe driver (the host's amd64 ICDs cannot load here).
+# Only the arm64 lavapipe driver (Mesa's software Vulkan).
 export VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
-[[ -f $VK_ICD_FILENAMES ]] || die "arm64 lavapipe ICD missing at $VK_ICD_FILENAMES"
+[[ -f $sysroot$VK_ICD_FILENAMES ]] || die "the sysroot lacks the arm64 lavapipe ICD $VK_ICD_FILENAMES"
 
 echo "check-arm64: ekran --version"
 version=$(timeout 120 qemu-aarch64 "$binary" --version)
 [[ $version == ekran\ * ]] || die "unexpected --version output: $version"
 echo "check-arm64: $version"
-
-# One second of H.264, made by the host's GStreamer.
-clip=$work/clip.mp4
-gst-launch-1.0 -q videotestsrc num-buffers=24 pattern=smpte \
-  ! video/x-raw,width=320,height=240,framerate=24/1 \
-  ! x264enc ! h264parse ! mp4mux ! filesink location="$clip"
 
 echo "check-arm64: ekran play --headless (emulated decode and rendering: minutes)"
 stats=$work/stats.json
