@@ -93,14 +93,13 @@ fn deploy_units() -> Vec<PathBuf> {
 
 // --- systemd units -----------------------------------------------------------
 
-/// Runs `systemd-analyze verify` on `unit_text` (named `unit_name`). Commands
-/// the unit runs that are not installed here (`/usr/bin/ekran`, `/usr/bin/cage`,
-/// `/usr/local/sbin/ekran-backup`) are replaced by stub executables under
-/// `scratch`, because verify refuses a unit whose command is missing; nothing
-/// else changes. Templates are verified as an instance (`name@8081.service`),
-/// so their `%i` specifiers are expanded too. Any output counts as a failure:
-/// verify reports unknown keys and unparsable values as warnings but exits 0.
-fn systemd_verify(unit_name: &str, unit_text: &str, scratch: &Path) -> Result<(), String> {
+/// Writes `unit_text` as `unit_name` into `scratch` for systemd-analyze and
+/// returns the path to hand it. Commands the unit runs that are not installed
+/// here (`/usr/bin/ekran`, `/usr/bin/cage`, `/usr/local/sbin/ekran-backup`) are
+/// replaced by stub executables under `scratch`, because verify refuses a unit
+/// whose command is missing; nothing else changes. Templates are given as an
+/// instance (`name@8081.service`), so their `%i` specifiers are expanded too.
+fn stage_unit(unit_name: &str, unit_text: &str, scratch: &Path) -> PathBuf {
     let stubs = scratch.join("stubs");
     let units = scratch.join("units");
     fs::create_dir_all(&units).unwrap();
@@ -110,11 +109,18 @@ fn systemd_verify(unit_name: &str, unit_text: &str, scratch: &Path) -> Result<()
         patched.push('\n');
     }
     fs::write(units.join(unit_name), patched).unwrap();
-    let verified = match unit_name.split_once("@.") {
+    match unit_name.split_once("@.") {
         Some((prefix, suffix)) => units.join(format!("{prefix}@8081.{suffix}")),
         None => units.join(unit_name),
-    };
-    let output = run(Command::new("systemd-analyze").arg("verify").arg(&verified));
+    }
+}
+
+/// Runs `systemd-analyze verify` on `unit_text` (named `unit_name`), staged
+/// by [`stage_unit`]. Any output counts as a failure: verify reports unknown
+/// keys and unparsable values as warnings but exits 0.
+fn systemd_verify(unit_name: &str, unit_text: &str, scratch: &Path) -> Result<(), String> {
+    let staged = stage_unit(unit_name, unit_text, scratch);
+    let output = run(Command::new("systemd-analyze").arg("verify").arg(&staged));
     let report = format!("{}{}", text(&output.stdout), text(&output.stderr));
     if output.status.success() && report.trim().is_empty() {
         Ok(())
@@ -203,6 +209,41 @@ fn systemd_verify_check_rejects_a_broken_unit() {
     let broken = unit.replacen("ExecStart=/usr/bin/cage", "ExecStart=usr/bin/cage", 1);
     let scratch = tempfile::tempdir().unwrap();
     assert!(systemd_verify("ekran-player.service", &broken, scratch.path()).is_err());
+}
+
+/// `systemd-analyze security` scores a unit's exposure from 0 (locked down)
+/// to 10 (everything allowed); the units must stay as locked down as they
+/// are. The player needs the GPU, decoders, sound, a tty and a login session,
+/// so it scores higher than the server.
+#[test]
+fn units_keep_their_sandbox_exposure_scores() {
+    // Exposure limits in tenths, as `--threshold` takes them.
+    let limits = [
+        ("deploy/systemd/ekran-player.service", 25),
+        ("deploy/systemd/ekran-server.service", 15),
+        ("deploy/systemd/ekran-server@.service", 15),
+    ];
+    for (unit, limit) in limits {
+        let path = repo().join(unit);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let staged = stage_unit(name, &fs::read_to_string(&path).unwrap(), scratch.path());
+        let output = run(Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(format!("--threshold={limit}"))
+            .arg(&staged));
+        let report = text(&output.stdout);
+        let overall = report
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .unwrap_or("no overall score");
+        assert!(
+            output.status.success(),
+            "{unit} is more exposed than {}.{}: {overall}\n{report}",
+            limit / 10,
+            limit % 10
+        );
+    }
 }
 
 /// Parses `Key=Value` lines of one unit into (key, values) in order.
