@@ -19,6 +19,14 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
+  # nginx and caddy are here for their config checks only: keep their
+  # packages from starting daemons that fight over ports 80/443 (as Debian's
+  # container images do), unless a policy is already in place.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
