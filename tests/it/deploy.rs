@@ -1110,3 +1110,48 @@ fn backup_of_a_sqlite_server_is_a_consistent_copy_beside_the_media() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no DATABASE_URL and no SQLite database"));
 }
+
+/// `ekran-server@.service` refuses to start several processes on SQLite: its
+/// ExecStartPre guard, run the way systemd runs it (`$$` is a literal `$`,
+/// `%i` the instance), passes only with a PostgreSQL `DATABASE_URL`.
+#[test]
+fn server_template_refuses_to_start_without_postgres() {
+    let settings = unit_settings(&repo().join("deploy/systemd/ekran-server@.service"));
+    let guard = setting(&settings, "ExecStartPre");
+    assert_eq!(guard.len(), 1, "{guard:?}");
+    let script = guard[0]
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|s| s.strip_suffix('\''))
+        .expect("the guard is /bin/sh -c '…'")
+        .replace("$$", "$")
+        .replace("%i", "8081");
+    let guard_with = |url: Option<&str>| -> Output {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(&script).env_remove("DATABASE_URL");
+        if let Some(url) = url {
+            command.env("DATABASE_URL", url);
+        }
+        run(&mut command)
+    };
+    assert!(
+        guard_with(Some("postgres://ekran:pw@db:5432/ekran"))
+            .status
+            .success()
+    );
+    assert!(
+        guard_with(Some("postgresql://ekran@db/ekran"))
+            .status
+            .success()
+    );
+    for refused in [None, Some(""), Some("sqlite:///var/lib/ekran/ekran.db")] {
+        let output = guard_with(refused);
+        assert!(
+            !output.status.success(),
+            "started with DATABASE_URL={refused:?}"
+        );
+        assert!(
+            text(&output.stderr)
+                .contains("ekran-server@8081: several server processes need PostgreSQL")
+        );
+    }
+}
