@@ -9,10 +9,10 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libx11-xcb1
   gstreamer1.0-x fonts-dejavu-core openssl sqlite3 python3-venv
-  # deploy/ checks (tests/it/deploy.rs): unit verification, shell lint,
-  # packaging, the reverse proxies' own config checks, backups.
-  systemd shellcheck dpkg-dev nginx-light caddy postgresql-client rsync
 )
+# deploy/ checks (tests/it/deploy.rs): unit verification, shell lint,
+# packaging, the reverse proxies' own config checks, backups.
+packages+=(systemd shellcheck dpkg-dev nginx-light caddy postgresql-client rsync)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
