@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli_keys_manifest;
+mod deploy;
 mod dsse;
 mod playlist;
 mod pop;
