@@ -97,6 +97,62 @@ const ROLE_TABLE: &[(&str, &str, Option<&str>, Role, u16)] = &[
         Role::Admin,
         201,
     ),
+    // Past the role check these answer 4xx about the input, which proves the role passed.
+    ("DELETE", "/api/v1/tokens/none", None, Role::Admin, 404),
+    ("DELETE", "/api/v1/venues/v2", None, Role::Admin, 204),
+    ("DELETE", "/api/v1/groups/none", None, Role::Admin, 404),
+    (
+        "PATCH",
+        "/api/v1/screens/none",
+        Some(r#"{"name":"x"}"#),
+        Role::Admin,
+        404,
+    ),
+    ("DELETE", "/api/v1/screens/none", None, Role::Admin, 404),
+    (
+        "GET",
+        "/api/v1/screens/none/manifest",
+        None,
+        Role::Viewer,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/pairings/ABCD-EFGH/approve",
+        Some(r#"{"venue":"v1"}"#),
+        Role::Admin,
+        404,
+    ),
+    ("GET", "/api/v1/playlists", None, Role::Viewer, 200),
+    (
+        "POST",
+        "/api/v1/playlists",
+        Some(r#"{"file_name":"x.toml","source":"","media":{}}"#),
+        Role::Manager,
+        400,
+    ),
+    (
+        "POST",
+        "/api/v1/media",
+        Some("not media"),
+        Role::Manager,
+        415,
+    ),
+    (
+        "GET",
+        "/api/v1/media/0000000000000000000000000000000000000000000000000000000000000000",
+        None,
+        Role::Viewer,
+        404,
+    ),
+    (
+        "GET",
+        "/api/v1/reports/airtime?from=2026-01-01&to=2026-01-02",
+        None,
+        Role::Viewer,
+        200,
+    ),
+    ("GET", "/api/v1/audit/findings", None, Role::Viewer, 200),
 ];
 
 async fn every_endpoint_checks_its_role(backend: Backend) {
