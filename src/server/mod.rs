@@ -10,12 +10,16 @@
 //! - [`publish`]: compiling playlists into signed per-screen manifests.
 //! - [`ingest`]: proof-of-play batches: verification, storage, findings, rollups.
 //! - [`reports`]: airtime per venue × campaign × day from the rollups.
+//! - [`audit`]: the auditor's export of signed records, verifiable offline.
+//! - [`metrics`]: Prometheus counters.
+//! - [`bench`]: `ekran bench` (ingest ratio, 304 fetches).
 //! - [`api`]: the HTTP routes and handlers, grouped by resource.
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests start a
 //! real server on port 0 and stop it when they like.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod db;
