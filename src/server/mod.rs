@@ -126,8 +126,16 @@ impl Signer {
         let dir = data_dir.join(SIGNING_KEY_DIR);
         let key_path = dir.join(keys::PRIVATE_KEY_FILE);
         if !key_path.exists() {
-            let generated = keys::generate(&dir, false)?;
-            tracing::info!(key_id = %generated.key_id, path = %generated.key_path.display(), "generated the server signing key");
+            match keys::generate(&dir, false) {
+                Ok(generated) => tracing::info!(
+                    key_id = %generated.key_id,
+                    path = %generated.key_path.display(),
+                    "generated the server signing key"
+                ),
+                // Another server process sharing the data dir made it first.
+                Err(keys::KeyError::AlreadyExists { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
         let key = keys::read_signing_key(&key_path)?;
         let verifying = key.verifying_key();
