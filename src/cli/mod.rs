@@ -61,6 +61,10 @@ enum Command {
     #[cfg(feature = "agent")]
     #[command(subcommand, hide = true)]
     Agent(agent::AgentCmd),
+    /// Server benchmarks (PoP ingest ratio, 304 manifest fetches).
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Bench(server::BenchCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
     Play(play::PlayArgs),
@@ -87,6 +91,8 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => server::run_report(cmd),
         #[cfg(feature = "agent")]
         Command::Agent(cmd) => agent::run(cmd),
+        #[cfg(feature = "server")]
+        Command::Bench(cmd) => server::run_bench(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(args),
     };

@@ -561,3 +561,66 @@ fn print_airtime_table(rows: &[ekran::server::reports::AirtimeRow]) {
         println!("(no airtime in this range)");
     }
 }
+
+/// `ekran bench …`: server benchmarks, printed as ratios (SPEC §9).
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Proof-of-play ingest over HTTP against a raw bulk insert of the same
+    /// rows (target ratio ≥ 0.5), and manifest fetches answered with 304.
+    /// Runs on a fresh SQLite file, and on PostgreSQL when a URL is given
+    /// (in a schema it creates and drops).
+    Ingest {
+        /// Records to ingest.
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        /// Records per upload.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Manifest fetches for the 304 figure.
+        #[arg(long, default_value_t = 2_000)]
+        fetches: usize,
+        /// Fetches in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// PostgreSQL to measure as well (postgres://…).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+}
+
+pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
+    use ekran::server::bench::{self, BenchDb};
+    runtime()?.block_on(async move {
+        match cmd {
+            BenchCmd::Ingest {
+                records,
+                batch,
+                fetches,
+                concurrency,
+                database_url,
+            } => {
+                let mut targets = vec![("sqlite", BenchDb::Sqlite)];
+                if let Some(url) = database_url.filter(|url| url.starts_with("postgres")) {
+                    targets.push(("postgresql", BenchDb::Postgres(url)));
+                }
+                for (name, db) in targets {
+                    let result = bench::ingest(&db, records, batch).await?;
+                    println!(
+                        "{name:<10} PoP ingest: HTTP {:>9.0} records/s, raw bulk insert {:>9.0} records/s, ratio {:.2} (target >= 0.50; {} records in batches of {})",
+                        result.http_per_sec,
+                        result.raw_per_sec,
+                        result.ratio(),
+                        result.records,
+                        result.batch
+                    );
+                    let fetched = bench::manifest_304(&db, fetches, concurrency).await?;
+                    println!(
+                        "{name:<10} manifest fetches answered 304: {:>9.0} /s ({} signed requests, {} in flight)",
+                        fetched.per_sec, fetched.requests, fetched.concurrency
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -251,6 +251,17 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn unknown_url_schemes_are_named() {
+        for url in ["mysql://db/ekran", "ekran.db", "http://db"] {
+            match Db::connect(url).await {
+                Err(DbError::UnsupportedScheme { url: named }) => assert_eq!(named, url),
+                Err(other) => panic!("{url}: unexpected error {other}"),
+                Ok(_) => panic!("{url}: connected"),
+            }
+        }
+    }
+
     #[test]
     fn redact_hides_only_the_password() {
         assert_eq!(

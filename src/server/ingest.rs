@@ -138,11 +138,12 @@ pub async fn ingest(
     // Signatures on a blocking thread: a batch of thousands is CPU work.
     let key = screen.key;
     let (valid, mut findings) = tokio::task::spawn_blocking(move || {
+        let checks = verify_all(&records, &key);
         let mut valid: BTreeMap<u64, PlayRecord> = BTreeMap::new();
         let mut findings = Vec::new();
-        for record in records {
+        for (record, check) in records.into_iter().zip(checks) {
             let seq = record.body.seq;
-            if let Err(error) = record.verify(&key) {
+            if let Err(error) = check {
                 let kind = match error {
                     PopError::BadSignature { .. } | PopError::MalformedSignature { .. } => {
                         FindingKind::BadSignature
@@ -359,6 +360,39 @@ pub async fn ingest(
         duplicates,
         rejected,
         findings: new_findings,
+    })
+}
+
+/// Checks every record's hash and signature, spread over the CPU cores
+/// (signature checks dominate the cost of ingest).
+fn verify_all(
+    records: &[PlayRecord],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Vec<Result<(), PopError>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if threads == 1 || records.len() < 64 {
+        return records.iter().map(|record| record.verify(key)).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|record| record.verify(key))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 

@@ -10,13 +10,18 @@
 //! - [`publish`]: compiling playlists into signed per-screen manifests.
 //! - [`ingest`]: proof-of-play batches: verification, storage, findings, rollups.
 //! - [`reports`]: airtime per venue × campaign × day from the rollups.
+//! - [`audit`]: the auditor's export of signed records, verifiable offline.
+//! - [`metrics`]: Prometheus counters.
+//! - [`bench`]: `ekran bench` (ingest ratio, 304 fetches).
 //! - [`api`]: the HTTP routes and handlers, grouped by resource.
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests start a
 //! real server on port 0 and stop it when they like.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod db;
 pub mod device;
 pub mod error;
@@ -121,8 +126,16 @@ impl Signer {
         let dir = data_dir.join(SIGNING_KEY_DIR);
         let key_path = dir.join(keys::PRIVATE_KEY_FILE);
         if !key_path.exists() {
-            let generated = keys::generate(&dir, false)?;
-            tracing::info!(key_id = %generated.key_id, path = %generated.key_path.display(), "generated the server signing key");
+            match keys::generate(&dir, false) {
+                Ok(generated) => tracing::info!(
+                    key_id = %generated.key_id,
+                    path = %generated.key_path.display(),
+                    "generated the server signing key"
+                ),
+                // Another server process sharing the data dir made it first.
+                Err(keys::KeyError::AlreadyExists { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
         let key = keys::read_signing_key(&key_path)?;
         let verifying = key.verifying_key();

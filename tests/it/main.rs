@@ -25,6 +25,7 @@ mod agent_upload_e2e;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
 mod cli_keys_manifest;
+mod deploy;
 mod dsse;
 mod playlist;
 mod pop;
@@ -33,6 +34,8 @@ mod schedule;
 mod server_api;
 #[cfg(feature = "server")]
 mod server_bad_input;
+#[cfg(feature = "server")]
+mod server_bench;
 #[cfg(feature = "server")]
 mod server_cli;
 #[cfg(feature = "server")]

@@ -2,14 +2,14 @@
 //! venues/groups/screens/campaigns, the `ekran server` and `ekran token`
 //! processes.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ekran::server::auth::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::server_support::{Backend, TestDb, TestServer, error_message};
+use crate::server_support::{Backend, ServerProcess, TestDb, TestServer, error_message};
 
 both_backends!(
     healthz_and_unknown_endpoint,
@@ -97,6 +97,62 @@ const ROLE_TABLE: &[(&str, &str, Option<&str>, Role, u16)] = &[
         Role::Admin,
         201,
     ),
+    // Past the role check these answer 4xx about the input, which proves the role passed.
+    ("DELETE", "/api/v1/tokens/none", None, Role::Admin, 404),
+    ("DELETE", "/api/v1/venues/v2", None, Role::Admin, 204),
+    ("DELETE", "/api/v1/groups/none", None, Role::Admin, 404),
+    (
+        "PATCH",
+        "/api/v1/screens/none",
+        Some(r#"{"name":"x"}"#),
+        Role::Admin,
+        404,
+    ),
+    ("DELETE", "/api/v1/screens/none", None, Role::Admin, 404),
+    (
+        "GET",
+        "/api/v1/screens/none/manifest",
+        None,
+        Role::Viewer,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/pairings/ABCD-EFGH/approve",
+        Some(r#"{"venue":"v1"}"#),
+        Role::Admin,
+        404,
+    ),
+    ("GET", "/api/v1/playlists", None, Role::Viewer, 200),
+    (
+        "POST",
+        "/api/v1/playlists",
+        Some(r#"{"file_name":"x.toml","source":"","media":{}}"#),
+        Role::Manager,
+        400,
+    ),
+    (
+        "POST",
+        "/api/v1/media",
+        Some("not media"),
+        Role::Manager,
+        415,
+    ),
+    (
+        "GET",
+        "/api/v1/media/0000000000000000000000000000000000000000000000000000000000000000",
+        None,
+        Role::Viewer,
+        404,
+    ),
+    (
+        "GET",
+        "/api/v1/reports/airtime?from=2026-01-01&to=2026-01-02",
+        None,
+        Role::Viewer,
+        200,
+    ),
+    ("GET", "/api/v1/audit/findings", None, Role::Viewer, 200),
 ];
 
 async fn every_endpoint_checks_its_role(backend: Backend) {
@@ -325,73 +381,22 @@ async fn token_cli_creates_and_revokes(backend: Backend) {
 
 async fn server_process_starts_and_stops_on_sigterm(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let mut command = ekran();
-    command
-        .args(["server", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped());
-    with_db(&mut command, &db);
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // The log line "ekran server listening address=127.0.0.1:PORT" tells the port.
-    let (address, reader) = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut reader = std::io::BufReader::new(stderr);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            let plain = strip_ansi(&line);
-            if let Some(rest) = plain.split("address=").nth(1) {
-                return (rest.split_whitespace().next().unwrap().to_owned(), reader);
-            }
-        }
-    })
-    .await
-    .unwrap();
-    let response = reqwest::get(format!("http://{address}/healthz"))
+    let server = ServerProcess::spawn(&db).await;
+    let response = reqwest::get(format!("{}/healthz", server.base))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = server.terminate().await;
     assert!(
         status.success(),
         "server exit status after SIGTERM: {status:?}"
     );
-    drop(reader);
+    // First start made the signing key, private to its owner.
+    let key = db.data.path().join("signing/ekran.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{key:?}");
     if backend == Backend::Sqlite {
         assert!(db.data.path().join("ekran.db").exists());
     }
-}
-
-/// Removes terminal colour sequences (`ESC [ … m`) from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }

@@ -11,6 +11,7 @@ use crate::both_backends;
 use crate::server_support::{Backend, TestDevice, TestServer, error_message};
 
 both_backends!(
+    auditor_export_verifies_offline,
     batches_are_stored_once_even_when_uploaded_concurrently,
     gaps_forks_and_bad_signatures_become_findings,
     airtime_report_counts_local_days_and_verified_share,
@@ -284,5 +285,59 @@ async fn airtime_report_counts_local_days_and_verified_share(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let _ = json!({});
+    server.stop().await;
+}
+
+async fn auditor_export_verifies_offline(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    // 6 plays from 23:30 Kyiv on the 28th: 1-3 on the 28th, 4-6 on the 29th.
+    ack(&server, &device, &chain(&device, 6, EVENING_MS, 600_000)).await;
+    let viewer = server.token(Role::Viewer).await;
+    let export = server
+        .client
+        .get(server.url("/api/v1/audit/export?from=2026-11-29&to=2026-11-29&campaign=Campaign%20B"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    let bytes = export.bytes().await.unwrap();
+    let bundle = ekran::pop::AuditBundle::from_json(&bytes).unwrap();
+    // Campaign B played seqs 4 and 6 that day: 4..=6 are exported, anchored at 3.
+    let seqs: Vec<u64> = bundle.records.iter().map(|r| r.body.seq).collect();
+    assert_eq!(seqs, [4, 5, 6]);
+    assert_eq!(bundle.screens[0].anchor.as_ref().unwrap().seq, 3);
+    let report = ekran::pop::verify_bundle(&bundle);
+    assert!(report.is_clean(), "{report:?}");
+
+    // The partner's side: the CLI verifies the file offline.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.json");
+    std::fs::write(&file, &bytes).unwrap();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args(["pop", "verify"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // A record altered in the file is caught.
+    let tampered = String::from_utf8(bytes.to_vec()).unwrap().replacen(
+        "\"duration_ms\":600000",
+        "\"duration_ms\":6000000",
+        1,
+    );
+    std::fs::write(&file, tampered).unwrap();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args(["pop", "verify"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!verify.status.success());
     server.stop().await;
 }

@@ -345,3 +345,132 @@ async fn concurrent_publishers_never_reuse_a_version(backend: Backend) {
     assert_eq!(last.version, *expected.last().unwrap());
     server.stop().await;
 }
+
+/// Two `ekran server` processes on one PostgreSQL behind an imaginary load
+/// balancer: versions stay strictly increasing, and a device long-polling
+/// one process is woken by a publication on the other (LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_postgresql() {
+    use crate::server_support::{ServerProcess, TestDb};
+    let db = TestDb::new(Backend::Postgres).await;
+    let first = ServerProcess::spawn(&db).await;
+    let second = ServerProcess::spawn(&db).await;
+    let state = ekran::server::db::Db::open(db.database_url().as_deref(), db.data.path())
+        .await
+        .unwrap();
+    let admin = ekran::server::auth::create_token(&state, Role::Admin, "two-processes")
+        .await
+        .unwrap()
+        .secret;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .post(format!("{}/api/v1/venues", first.base))
+        .bearer_auth(&admin)
+        .json(&json!({"id": "kyiv-1", "timezone": "Europe/Kyiv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let device = TestDevice::new();
+    let signed = |base: &str, method: &str, path: &str, body: Vec<u8>| {
+        client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header("authorization", device.authorization(method, path, &body))
+            .body(body)
+    };
+    let enroll = serde_json::to_vec(&json!({"public_key": device.public_pem()})).unwrap();
+    let pairing: serde_json::Value = signed(&first.base, "POST", "/api/v1/enroll", enroll)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = pairing["code"].as_str().unwrap();
+    let response = client
+        .post(format!("{}/api/v1/pairings/{code}/approve", second.base))
+        .bearer_auth(&admin)
+        .json(&json!({"venue": "kyiv-1", "groups": ["supermarkets"], "screen_id": "kyiv-silpo-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let mut media = BTreeMap::new();
+    for (path, bytes) in [
+        ("media/clip.mp4", sample_mp4()),
+        ("media/poster.png", sample_png()),
+    ] {
+        let response = client
+            .post(format!("{}/api/v1/media", first.base))
+            .bearer_auth(&admin)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        media.insert(path, sha256_hex(bytes));
+    }
+
+    let source = playlist_source("udhr", &["supermarkets"]);
+    let publish = |base: String| {
+        let request = client
+            .post(format!("{base}/api/v1/playlists"))
+            .bearer_auth(&admin)
+            .json(&json!({"file_name": "udhr.toml", "source": source, "media": media}))
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.json::<serde_json::Value>().await.unwrap()["screens"][0]["version"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+
+    // Long-poll on the first process, publish on the second: woken well
+    // before the 10 s safety re-check, so by the NOTIFY.
+    let current = signed(&first.base, "GET", "/api/v1/device/manifest", Vec::new())
+        .send()
+        .await
+        .unwrap();
+    let etag = current.headers()[header::ETAG].to_str().unwrap().to_owned();
+    let poll = signed(
+        &first.base,
+        "GET",
+        "/api/v1/device/manifest?wait=60",
+        Vec::new(),
+    )
+    .header(header::IF_NONE_MATCH, &etag)
+    .send();
+    let started = Instant::now();
+    let late_publish = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publish(second.base.clone()).await
+    };
+    let (woken, version) = tokio::join!(poll, late_publish);
+    let woken = woken.unwrap();
+    assert_eq!(woken.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(version, 2, "approval made v1");
+
+    // Both processes publishing at once: every publication its own next version.
+    let publishes = (0..8).map(|i| {
+        publish(if i % 2 == 0 {
+            second.base.clone()
+        } else {
+            first.base.clone()
+        })
+    });
+    let mut versions = futures_util::future::join_all(publishes).await;
+    versions.sort_unstable();
+    assert_eq!(versions, (3..=10).collect::<Vec<u64>>());
+
+    assert!(first.terminate().await.success());
+    assert!(second.terminate().await.success());
+    state.close().await;
+}

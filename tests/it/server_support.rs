@@ -400,3 +400,96 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// An `ekran server` child process on a loopback port.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Starts `ekran server` on `db` (its data dir, and DATABASE_URL on PostgreSQL).
+    pub async fn spawn(db: &TestDb) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ekran"));
+        command
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(db.data.path())
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped());
+        match db.database_url() {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        let mut child = command.spawn().expect("spawn ekran server");
+        let stderr = child.stderr.take().expect("stderr");
+        // The log line "ekran server listening address=127.0.0.1:PORT" tells the port.
+        let address = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut reader = std::io::BufReader::new(stderr);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(
+                    reader.read_line(&mut line).expect("read log") > 0,
+                    "server exited before listening"
+                );
+                let plain = strip_ansi(&line);
+                if let Some(rest) = plain.split("address=").nth(1) {
+                    let address = rest.split_whitespace().next().expect("address").to_owned();
+                    // Keep draining the log so the child never blocks on a full pipe.
+                    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+                    return address;
+                }
+            }
+        })
+        .await
+        .expect("log reader");
+        Self {
+            child,
+            base: format!("http://{address}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let mut child = std::mem::replace(
+            &mut self.child,
+            std::process::Command::new("true").spawn().expect("true"),
+        );
+        tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+            .await
+            .expect("join")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes terminal colour sequences (`ESC [ … m`) from a log line.
+pub fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}

@@ -209,3 +209,38 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         state.metrics().render(gauges),
     ))
 }
+
+/// Query of the auditor's export.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    from: jiff::civil::Date,
+    to: jiff::civil::Date,
+    #[serde(default)]
+    campaign: Option<String>,
+}
+
+/// `GET /api/v1/audit/export?from=DATE&to=DATE[&campaign=NAME]` (viewer):
+/// signed records, chains and screen keys for `ekran pop verify`.
+pub async fn audit_export(
+    State(state): State<AppState>,
+    _auth: Auth<Viewer>,
+    ApiQuery(params): ApiQuery<ExportParams>,
+) -> Result<Response, AppError> {
+    let bundle = crate::server::audit::export(
+        state.db(),
+        params.campaign.as_deref(),
+        params.from,
+        params.to,
+    )
+    .await?;
+    let file_name = format!("ekran-pop-{}-{}.json", params.from, params.to);
+    Ok((
+        [(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file_name}\""),
+        )],
+        axum::Json(bundle),
+    )
+        .into_response())
+}

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/reports/airtime", get(content::airtime))
         .route("/api/v1/audit/findings", get(content::findings))
+        .route("/api/v1/audit/export", get(content::audit_export))
         .route("/api/v1/enroll", post(device::enroll))
         .route("/api/v1/pairings/{code}/approve", post(device::approve))
         .route("/api/v1/device/self", get(device::whoami))

@@ -1,0 +1,416 @@
+//! Benchmarks behind `ekran bench` (SPEC §9: ratios against a baseline in
+//! the same process, never timed tests):
+//!
+//! - proof-of-play ingest through the HTTP endpoint (signed requests,
+//!   signature and chain verification, rollups) against a raw bulk insert
+//!   of the same rows into the same database;
+//! - manifest fetches answered with 304 per second.
+//!
+//! Each run uses a fresh database: a temp dir for SQLite, a schema created
+//! and dropped for PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use rand::RngCore;
+use sqlx::Connection;
+
+use super::auth::{self, Role};
+use super::device::sign_request;
+use super::{AppState, Config};
+use crate::pop::{GENESIS_HASH, Outcome, PlayBody, PlayRecord, seal};
+
+/// Benchmark failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Setting up or talking to the server failed.
+    #[error("benchmark setup failed: {0}")]
+    Setup(String),
+}
+
+fn setup(what: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(what.to_string())
+}
+
+/// Where a benchmark runs.
+#[derive(Debug, Clone)]
+pub enum BenchDb {
+    /// A fresh SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh schema in this PostgreSQL database (dropped afterwards).
+    Postgres(String),
+}
+
+/// Results of the ingest benchmark.
+#[derive(Debug, Clone)]
+pub struct IngestResult {
+    /// Records per run.
+    pub records: usize,
+    /// Records per HTTP request.
+    pub batch: usize,
+    /// Records per second through `POST /api/v1/device/pop`.
+    pub http_per_sec: f64,
+    /// Records per second of the raw multi-row insert baseline.
+    pub raw_per_sec: f64,
+}
+
+impl IngestResult {
+    /// HTTP ingest throughput relative to the raw insert (target ≥ 0.5).
+    pub fn ratio(&self) -> f64 {
+        self.http_per_sec / self.raw_per_sec
+    }
+}
+
+/// Results of the 304 benchmark.
+#[derive(Debug, Clone)]
+pub struct ManifestResult {
+    /// Requests made.
+    pub requests: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// 304 answers per second.
+    pub per_sec: f64,
+}
+
+/// A running server on a fresh database with one enrolled screen.
+struct Fixture {
+    state: AppState,
+    base: String,
+    client: reqwest::Client,
+    key: SigningKey,
+    screen_id: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _data: TempDir,
+    schema: Option<(String, String)>,
+}
+
+/// A temp dir removed on drop (no dev-dependency in the library).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_suffix() -> String {
+    let mut raw = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+impl Fixture {
+    async fn start(db: &BenchDb) -> Result<Self, BenchError> {
+        let data = TempDir(std::env::temp_dir().join(format!("ekran-bench-{}", random_suffix())));
+        let mut config = Config::new(&data.0);
+        let mut schema = None;
+        if let BenchDb::Postgres(url) = db {
+            let name = format!("ekran_bench_{}", random_suffix());
+            let mut conn = sqlx::PgConnection::connect(url).await.map_err(setup)?;
+            sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+                .execute(&mut conn)
+                .await
+                .map_err(setup)?;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            config.database_url =
+                Some(format!("{url}{separator}options=-c%20search_path%3D{name}"));
+            schema = Some((url.clone(), name));
+        }
+        let state = AppState::open(config).await.map_err(setup)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(setup)?;
+        let base = format!("http://{}", listener.local_addr().map_err(setup)?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(super::serve(state.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        let admin = auth::create_token(state.db(), Role::Admin, "bench")
+            .await
+            .map_err(setup)?
+            .secret;
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let mut fixture = Self {
+            state,
+            base,
+            client,
+            key,
+            screen_id: "bench-screen".into(),
+            stop: Some(stop),
+            _data: data,
+            schema,
+        };
+        fixture.enroll(&admin).await?;
+        Ok(fixture)
+    }
+
+    async fn enroll(&mut self, admin: &str) -> Result<(), BenchError> {
+        let venue = serde_json::json!({"id": "bench-venue", "timezone": "Europe/Kyiv"});
+        self.check(
+            self.client
+                .post(format!("{}/api/v1/venues", self.base))
+                .bearer_auth(admin)
+                .json(&venue),
+        )
+        .await?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "public_key": crate::keys::verifying_key_to_pem(&self.key.verifying_key())
+        }))
+        .map_err(setup)?;
+        let pairing: serde_json::Value = self
+            .check(self.signed("POST", "/api/v1/enroll", body))
+            .await?
+            .json()
+            .await
+            .map_err(setup)?;
+        let code = pairing["code"]
+            .as_str()
+            .ok_or_else(|| setup("no pairing code"))?;
+        let approval = serde_json::json!({"venue": "bench-venue", "screen_id": self.screen_id});
+        self.check(
+            self.client
+                .post(format!("{}/api/v1/pairings/{code}/approve", self.base))
+                .bearer_auth(admin)
+                .json(&approval),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn signed(&self, method: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let header = sign_request(
+            &self.key,
+            method,
+            path,
+            &body,
+            jiff::Timestamp::now().as_millisecond(),
+        );
+        self.client
+            .request(
+                method.parse().unwrap_or(reqwest::Method::GET),
+                format!("{}{path}", self.base),
+            )
+            .header("authorization", header)
+            .body(body)
+    }
+
+    async fn check(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BenchError> {
+        let response = request.send().await.map_err(setup)?;
+        if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_MODIFIED
+        {
+            Ok(response)
+        } else {
+            let status = response.status();
+            Err(setup(format!(
+                "{status}: {}",
+                response.text().await.unwrap_or_default()
+            )))
+        }
+    }
+
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.state.db().close().await;
+        if let Some((url, name)) = self.schema.take()
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&url).await
+        {
+            let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// `count` chained records of one screen, signed with `key`.
+fn make_records(
+    screen_id: &str,
+    key: &SigningKey,
+    count: usize,
+) -> Result<Vec<PlayRecord>, BenchError> {
+    let start = jiff::Timestamp::now().as_millisecond() - count as i64 * 15_000;
+    let mut prev = GENESIS_HASH.to_owned();
+    let mut records = Vec::with_capacity(count);
+    for index in 0..count {
+        let seq = index as u64 + 1;
+        let started = start + index as i64 * 15_000;
+        let body = PlayBody {
+            screen_id: screen_id.to_owned(),
+            seq,
+            play_id: format!("{:016x}", rand::random::<u64>()),
+            item_id: format!("bench/item-{}", index % 7),
+            campaign: format!("Bench campaign {}", index % 3),
+            media_sha256: hex::encode([index as u8; 32]),
+            manifest_version: 1,
+            started_at_ms: started,
+            ended_at_ms: started + 15_000,
+            duration_ms: 15_000,
+            frames_presented: 375,
+            frames_dropped: 0,
+            outcome: Outcome::Completed,
+            stale: false,
+        };
+        let record = seal(body, &prev, key).map_err(setup)?;
+        prev = record.hash.clone();
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Ingest through HTTP, then the same rows by raw multi-row INSERTs (one
+/// transaction per batch, like the endpoint), on a fresh database.
+pub async fn ingest(
+    db: &BenchDb,
+    records: usize,
+    batch: usize,
+) -> Result<IngestResult, BenchError> {
+    let batch = batch.clamp(1, super::ingest::MAX_BATCH_RECORDS);
+    let fixture = Fixture::start(db).await?;
+    let all = make_records(&fixture.screen_id, &fixture.key, records)?;
+    let bodies: Vec<Vec<u8>> = all
+        .chunks(batch)
+        .map(serde_json::to_vec)
+        .collect::<Result<_, _>>()
+        .map_err(setup)?;
+
+    let started = Instant::now();
+    for body in bodies {
+        fixture
+            .check(fixture.signed("POST", "/api/v1/device/pop", body))
+            .await?;
+    }
+    let http = started.elapsed();
+    let acked: i64 = sqlx::query_scalar("SELECT pop_acked_seq FROM screens WHERE id = $1")
+        .bind(&fixture.screen_id)
+        .fetch_one(fixture.state.db().pool())
+        .await
+        .map_err(setup)?;
+    if acked != records as i64 {
+        return Err(setup(format!(
+            "ingest acknowledged {acked} of {records} records"
+        )));
+    }
+
+    // Baseline: the same rows, straight into the same table.
+    sqlx::query("DELETE FROM pop_records")
+        .execute(fixture.state.db().pool())
+        .await
+        .map_err(setup)?;
+    let started = Instant::now();
+    for chunk in all.chunks(batch) {
+        let mut tx = fixture.state.db().begin_write().await.map_err(setup)?;
+        for rows in chunk.chunks(400) {
+            raw_insert(&mut tx, rows, "bench-venue").await?;
+        }
+        tx.commit().await.map_err(setup)?;
+    }
+    let raw = started.elapsed();
+    fixture.finish().await;
+    Ok(IngestResult {
+        records,
+        batch,
+        http_per_sec: records as f64 / http.as_secs_f64(),
+        raw_per_sec: records as f64 / raw.as_secs_f64(),
+    })
+}
+
+async fn raw_insert(
+    tx: &mut super::db::WriteTx,
+    rows: &[PlayRecord],
+    venue: &str,
+) -> Result<(), BenchError> {
+    const COLUMNS: usize = 20;
+    let mut sql = String::from(
+        "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
+         started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
+         signature, venue_id, day, received_at_ms) VALUES ",
+    );
+    for row in 0..rows.len() {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        let placeholders: Vec<String> = (1..=COLUMNS)
+            .map(|c| format!("${}", row * COLUMNS + c))
+            .collect();
+        sql.push_str(&placeholders.join(","));
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for record in rows {
+        let body = &record.body;
+        query = query
+            .bind(body.screen_id.clone())
+            .bind(body.seq as i64)
+            .bind(body.play_id.clone())
+            .bind(body.item_id.clone())
+            .bind(body.campaign.clone())
+            .bind(body.media_sha256.clone())
+            .bind(body.manifest_version as i64)
+            .bind(body.started_at_ms)
+            .bind(body.ended_at_ms)
+            .bind(body.duration_ms as i64)
+            .bind(body.frames_presented as i64)
+            .bind(body.frames_dropped as i64)
+            .bind("completed")
+            .bind(i64::from(body.stale))
+            .bind(record.prev_hash.clone())
+            .bind(record.hash.clone())
+            .bind(record.signature.clone())
+            .bind(venue.to_owned())
+            .bind("2026-01-01")
+            .bind(0i64);
+    }
+    query.execute(&mut *tx.tx).await.map_err(setup)?;
+    Ok(())
+}
+
+/// Signed manifest fetches that the server answers with 304.
+pub async fn manifest_304(
+    db: &BenchDb,
+    requests: usize,
+    concurrency: usize,
+) -> Result<ManifestResult, BenchError> {
+    let concurrency = concurrency.max(1);
+    let fixture = Fixture::start(db).await?;
+    let first = fixture
+        .check(fixture.signed("GET", "/api/v1/device/manifest", Vec::new()))
+        .await?;
+    let etag = first
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| setup("manifest without ETag"))?
+        .to_owned();
+    let started = Instant::now();
+    let mut remaining = requests;
+    while remaining > 0 {
+        let round = remaining.min(concurrency);
+        remaining -= round;
+        let fetches = (0..round).map(|_| {
+            let request = fixture
+                .signed("GET", "/api/v1/device/manifest", Vec::new())
+                .header("if-none-match", &etag);
+            async move {
+                let response = request.send().await.map_err(setup)?;
+                if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+                    Ok(())
+                } else {
+                    Err(setup(format!("expected 304, got {}", response.status())))
+                }
+            }
+        });
+        for result in futures_util::future::join_all(fetches).await {
+            result?;
+        }
+    }
+    let elapsed = started.elapsed().max(Duration::from_micros(1));
+    fixture.finish().await;
+    Ok(ManifestResult {
+        requests,
+        concurrency,
+        per_sec: requests as f64 / elapsed.as_secs_f64(),
+    })
+}

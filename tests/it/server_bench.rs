@@ -1,0 +1,21 @@
+//! The benchmark harness runs end to end on both backends (tiny sizes;
+//! what it measures is printed by `ekran bench ingest`, never asserted).
+
+use ekran::server::bench::{self, BenchDb};
+
+use crate::both_backends;
+use crate::server_support::{Backend, pg_admin_url};
+
+both_backends!(bench_harness_runs);
+
+async fn bench_harness_runs(backend: Backend) {
+    let db = match backend {
+        Backend::Sqlite => BenchDb::Sqlite,
+        Backend::Postgres => BenchDb::Postgres(pg_admin_url()),
+    };
+    let ingest = bench::ingest(&db, 120, 50).await.unwrap();
+    assert_eq!((ingest.records, ingest.batch), (120, 50));
+    assert!(ingest.ratio().is_finite() && ingest.ratio() > 0.0);
+    let fetches = bench::manifest_304(&db, 20, 4).await.unwrap();
+    assert!(fetches.per_sec > 0.0);
+}
