@@ -34,6 +34,6 @@ pub mod enroll;
 pub mod heartbeat;
 pub mod journal;
 pub mod run;
-pub mod sync;
+pub mod poll;
 pub mod upload;
 pub mod watchdog;

@@ -41,7 +41,7 @@ use super::download::{DownloadPolicy, Downloader};
 use super::enroll::{self, EnrollError, EnrollOptions, PairingEvent};
 use super::heartbeat::{self, Health, HeartbeatSources, SharedJournal, lock};
 use super::journal::{DirStorage, Journal, JournalError, JournalOptions};
-use super::sync::{ActiveManifest, Syncer};
+use super::poll::{ActiveManifest, Syncer};
 use super::upload::{PopTransport, UploadError, Uploader};
 use super::watchdog::{self, Liveness, Watchdog};
 use crate::manifest::{Item, Manifest, Overlay};

@@ -17,7 +17,7 @@ mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
 #[cfg(all(feature = "agent", feature = "server"))]
-mod agent_sync;
+mod agent_e2e;
 #[cfg(feature = "agent")]
 mod agent_upload;
 #[cfg(all(feature = "agent", feature = "server"))]

@@ -183,7 +183,14 @@ impl Syncer {
                 // Remember it even if it is refused: the next poll then waits
                 // for something new instead of fetching the same bad bytes.
                 self.etag = etag;
-                self.consider(bytes).await
+                let outcome = self.consider(bytes).await;
+                if let Err(SyncError::TrustState(_) | SyncError::Store(_) | SyncError::Task(_)) =
+                    &outcome
+                {
+                    // The box, not the envelope, failed: fetch it again next round.
+                    self.etag = None;
+                }
+                outcome
             }
         }
     }
