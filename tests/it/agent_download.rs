@@ -781,3 +781,44 @@ async fn disk_full_during_download_leaves_the_cache_as_it_was() {
     // With the space back, the download works.
     drop(cache);
 }
+
+#[tokio::test]
+async fn next_sync_round_resumes_what_the_last_one_left() {
+    let clip = random_bytes(CLIP_LEN, 15);
+    let body = clip.clone();
+    let (base, seen) = serve(move |index, _| Reply::File {
+        body: body.clone(),
+        etag: "\"v1\"",
+        honour_range: true,
+        check_if_range: true,
+        cut_after: (index == 0).then_some(CUT_AT),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = MediaCache::open(dir.path(), 1 << 30).unwrap();
+    let media = media_for(&clip);
+    let downloader = Downloader::new(DownloadPolicy {
+        max_attempts: 1,
+        ..policy()
+    });
+    let error = downloader
+        .fetch(&cache, &media, &url_of(&base, &media))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CacheError::Interrupted { bytes, .. } if bytes == CUT_AT as u64),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    // The next round (same process) picks up at the offset.
+    let path = downloader
+        .fetch(&cache, &media, &url_of(&base, &media))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), clip);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[1].range.as_deref(),
+        Some(format!("bytes={CUT_AT}-").as_str())
+    );
+}
