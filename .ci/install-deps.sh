@@ -10,12 +10,23 @@ packages=(
   mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libx11-xcb1
   gstreamer1.0-x fonts-dejavu-core tzdata openssl sqlite3 python3-venv
 )
+# deploy/ checks (tests/it/deploy.rs): unit verification, shell lint,
+# packaging, the reverse proxies' own config checks, backups.
+packages+=(systemd shellcheck dpkg-dev nginx-light caddy postgresql-client rsync)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
+  # nginx and caddy are here for their config checks only: keep their
+  # packages from starting daemons that fight over ports 80/443 (as Debian's
+  # container images do), unless a policy is already in place.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -81,7 +81,7 @@ fn sign(
     serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
         .with_context(|| format!("{}: not valid JSON; nothing signed", payload_path.display()))?;
     if payload_type == MANIFEST_PAYLOAD_TYPE {
-        if let Err(error) = serde_json::from_slice::<Manifest>(&payload) {
+        if let Err(error) = Manifest::from_json(&payload) {
             // Signing is still allowed (tests and tools sign odd payloads on
             // purpose), but a player would refuse this one.
             tracing::warn!(
@@ -136,7 +136,7 @@ fn verify(
     if verified.payload_type == MANIFEST_PAYLOAD_TYPE {
         // DSSE: after the signature, parse the body according to its type
         // and reject it if that fails.
-        let manifest: Manifest = serde_json::from_slice(&verified.payload).with_context(|| {
+        let manifest = Manifest::from_json(&verified.payload).with_context(|| {
             format!(
                 "{}: signatures are valid but the payload is not an Ekran manifest",
                 envelope_path.display()

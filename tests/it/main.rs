@@ -17,6 +17,7 @@ mod agent_upload;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
 mod cli_keys_manifest;
+mod deploy;
 mod dsse;
 mod playlist;
 mod pop;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Checks a cross-built arm64 ekran binary on this amd64 Debian host under
+# qemu-aarch64 user emulation, against Debian arm64 libraries (the sysroot
+# deploy/arm64-sysroot.sh unpacks, the same the build linked against):
+#   1. `ekran --version` runs (the binary loads, its libraries resolve);
+#   2. `ekran play --headless` plays a short generated H.264 clip to the end
+#      through arm64 GStreamer and wgpu on arm64 lavapipe (Mesa's software Vulkan).
+# Slow (everything is emulated, including the software GPU): a manual check
+# after deploy/build-arm64-deb.sh, not part of `cargo test`.
+#
+#   deploy/check-arm64.sh [BINARY]   (default: target/aarch64-unknown-linux-gnu/release/ekran)
+set -euo pipefail
+
+repo=$(cd -- "$(dirname -- "$0")/.." && pwd)
+binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/ekran}
+readonly multiarch=aarch64-linux-gnu
+
+die() {
+  echo "check-arm64: $*" >&2
+  exit 1
+}
+
+[[ -f $binary ]] || die "no binary at $binary: run deploy/build-arm64-deb.sh first"
+
+# The emulator, and the host's GStreamer to make a test clip. The arm64 side
+# (loader, libraries, GStreamer plugins, lavapipe) is the sysroot the build
+# linked against, as on the box.
+packages=(qemu-user gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-ugly python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [[ $(id -u) == 0 ]] || die "missing packages (${missing[*]}); run as root once to install them"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -qq -y --no-install-recommends "${missing[@]}"
+fi
+sysroot=$("$repo/deploy/arm64-sysroot.sh")
+
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+
+# One second of H.264, made by the host's GStreamer (before the environment
+# below points GStreamer at the arm64 plugins).
+clip=$work/clip.mp4
+gst-launch-1.0 -q videotestsrc num-buffers=24 pattern=smpte \
+  ! video/x-raw,width=320,height=240,framerate=24/1 \
+  ! x264enc ! h264parse ! mp4mux ! filesink location="$clip"
+
+# qemu opens every absolute path the arm64 program asks for under the
+# sysroot first (the loader, libraries, plugins, ICD files), then on the host
+# (the clip, the stats file): paths below are the box's paths, unprefixed.
+export QEMU_LD_PREFIX=$sysroot
+# GStreamer normally scans plugins in a helper process; that helper is an
+# arm64 binary the kernel cannot start without binfmt_misc, so scan in-process,
+# into a registry of its own (the host's amd64 registry must not be reused).
+export GST_REGISTRY_FORK=no
+export GST_REGISTRY_1_0=$work/gst-registry-arm64.bin
+export GST_PLUGIN_SYSTEM_PATH_1_0=/usr/lib/$multiarch/gstreamer-1.0
+# Only the arm64 lavapipe driver (Mesa's software Vulkan).
+export VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
+[[ -f $sysroot$VK_ICD_FILENAMES ]] || die "the sysroot lacks the arm64 lavapipe ICD $VK_ICD_FILENAMES"
+
+echo "check-arm64: ekran --version"
+version=$(timeout 120 qemu-aarch64 "$binary" --version)
+[[ $version == ekran\ * ]] || die "unexpected --version output: $version"
+echo "check-arm64: $version"
+
+echo "check-arm64: ekran play --headless (emulated decode and rendering: minutes)"
+stats=$work/stats.json
+timeout 900 qemu-aarch64 "$binary" play --headless --size 320x240 --stats "$stats" "$clip" ||
+  die "ekran play --headless failed under emulation (exit $?)"
+[[ -s $stats ]] || die "ekran play wrote no stats"
+python3 - "$stats" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+items = stats["items"]
+assert len(items) == 1, f"expected one item, got {len(items)}"
+item = items[0]
+assert item["outcome"] == "completed", f"clip did not complete: {item}"
+assert item["frames_presented"] > 0, f"no frame presented: {item}"
+print(f"check-arm64: played {item['frames_presented']} frames with {item['decoder']}")
+PY
+echo "check-arm64: ok"
