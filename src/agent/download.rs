@@ -98,7 +98,11 @@ pub struct Ready {
 
 /// Some media of a manifest could not be cached; the rest were.
 #[derive(Debug, thiserror::Error)]
-#[error("manifest version {manifest_version}: {} of {total} media files missing; first: {}", failures.len(), failures[0].1)]
+#[error(
+    "manifest version {manifest_version}: {} of {total} media files missing{}",
+    failures.len(),
+    failures.first().map(|(_, error)| format!("; first: {error}")).unwrap_or_default()
+)]
 pub struct Incomplete {
     /// The manifest's version.
     pub manifest_version: u64,
