@@ -4,6 +4,8 @@
 //! - [`config`]: the player's TOML configuration (`/etc/ekran/player.toml`).
 //! - [`boot`]: the accepted manifests on disk (active, pending) and what
 //!   is playable at boot before any network.
+//! - [`sync`]: applying a manifest envelope: trust rules, pending manifest,
+//!   media fetch, atomic activation, eviction.
 //! - [`journal`]: the durable, hash-chained proof-of-play journal with the
 //!   checkpoint of the play in progress.
 //! - [`cache`]: the content-addressed media cache (verify, commit, evict,
@@ -18,6 +20,7 @@
 //!
 //! The device-API client (enrollment, manifest long-poll, proof-of-play
 //! upload request, heartbeat) is not here yet; it plugs in through
+//! [`sync::Syncer::apply_envelope`] (each envelope the long-poll returns),
 //! [`download::AuthorizeRequest`] (credentials on media requests) and
 //! [`upload::PopTransport`] (one batch upload).
 
@@ -27,5 +30,6 @@ pub mod cache;
 pub mod config;
 pub mod download;
 pub mod journal;
+pub mod sync;
 pub mod upload;
 pub mod watchdog;

@@ -13,13 +13,13 @@ use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-const SCREEN: &str = "kyiv-mall-02";
+pub(crate) const SCREEN: &str = "kyiv-mall-02";
 
-fn root_key() -> SigningKey {
+pub(crate) fn root_key() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])
 }
 
-fn root() -> RootKeys {
+pub(crate) fn root() -> RootKeys {
     let pem = root_key()
         .verifying_key()
         .to_public_key_pem(Default::default())
@@ -31,7 +31,7 @@ fn root() -> RootKeys {
     }
 }
 
-fn media(bytes: &[u8], name: &str) -> Media {
+pub(crate) fn media(bytes: &[u8], name: &str) -> Media {
     Media {
         sha256: hex::encode(Sha256::digest(bytes)),
         size: bytes.len() as u64,
@@ -40,7 +40,7 @@ fn media(bytes: &[u8], name: &str) -> Media {
     }
 }
 
-fn manifest(version: u64, media: &[&Media]) -> Manifest {
+pub(crate) fn manifest(version: u64, media: &[&Media]) -> Manifest {
     let items: Vec<_> = media
         .iter()
         .enumerate()
@@ -60,7 +60,7 @@ fn manifest(version: u64, media: &[&Media]) -> Manifest {
 }
 
 /// The envelope exactly as the server would send it, and its payload.
-fn envelope(manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn envelope(manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
     let payload = manifest.to_json_bytes();
     let envelope = dsse::sign(MANIFEST_PAYLOAD_TYPE, &payload, &[&root_key()]);
     (serde_json::to_vec(&envelope).unwrap(), payload)
@@ -113,7 +113,7 @@ fn cache_file(cache: &MediaCache, bytes: &[u8], media: &Media) {
     cache.commit(media).unwrap();
 }
 
-fn clock() -> ManualClock {
+pub(crate) fn clock() -> ManualClock {
     ManualClock::new("2026-12-02T10:00:00Z".parse::<Timestamp>().unwrap())
 }
 

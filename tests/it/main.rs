@@ -13,6 +13,8 @@ mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
 #[cfg(feature = "agent")]
+mod agent_sync;
+#[cfg(feature = "agent")]
 mod agent_upload;
 #[cfg(feature = "agent")]
 mod agent_watchdog;
