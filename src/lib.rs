@@ -23,8 +23,9 @@
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
 //!
 //! Player sync agent (feature `agent`, included in `player`):
-//! - [`agent`]: the player's config file, the content-addressed media cache
-//!   and its downloads, and the durable proof-of-play journal.
+//! - [`agent`]: the player's config file, boot to play (accepted manifests
+//!   on disk), the content-addressed media cache and its downloads, the
+//!   durable proof-of-play journal and its upload loop, the systemd watchdog.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and calls
 //! into these modules; it alone uses `anyhow`.

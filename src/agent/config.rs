@@ -50,7 +50,8 @@ pub struct PlayerConfig {
     /// Base URL of the Ekran server's device API, e.g. `https://signage.example.org`.
     pub server_url: String,
     /// Where the box keeps its state: screen identity (key, id), trust state,
-    /// media cache and proof-of-play journal. Must survive reboots.
+    /// media cache and proof-of-play journal. Must survive reboots. The
+    /// default is ekran-player.service's `StateDirectory`.
     pub data_dir: PathBuf,
     /// Media cache limits.
     pub cache: CacheConfig,
@@ -66,7 +67,7 @@ impl Default for PlayerConfig {
     fn default() -> Self {
         Self {
             server_url: "http://127.0.0.1:8080".to_owned(),
-            data_dir: PathBuf::from("/var/lib/ekran"),
+            data_dir: PathBuf::from("/var/lib/ekran-player"),
             cache: CacheConfig::default(),
             download: DownloadConfig::default(),
             sync: SyncConfig::default(),

@@ -4,7 +4,9 @@
 //! - streamed into `tmp/<sha>.part`, resumed with `Range` + `If-Range` (the
 //!   ETag, or Last-Modified) after a cut; a `200` to a range request means
 //!   the content changed or the server ignores ranges, so the temp file is
-//!   truncated and written from zero, never appended to;
+//!   truncated and written from zero, never appended to; a file that ran
+//!   out of attempts is resumed by the next sync round of the same process
+//!   (temp files are swept at start, see [`MediaCache::open`]);
 //! - never more than the manifest's declared size: a longer body is an
 //!   "endless data" attack and aborts the download;
 //! - aborted when slower than a minimum throughput over a window, or when
@@ -16,9 +18,9 @@
 //!
 //! [`Downloader::ensure`] brings a whole manifest's media into the cache.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE};
@@ -96,7 +98,11 @@ pub struct Ready {
 
 /// Some media of a manifest could not be cached; the rest were.
 #[derive(Debug, thiserror::Error)]
-#[error("manifest version {manifest_version}: {} of {total} media files missing; first: {}", failures.len(), failures[0].1)]
+#[error(
+    "manifest version {manifest_version}: {} of {total} media files missing{}",
+    failures.len(),
+    failures.first().map(|(_, error)| format!("; first: {error}")).unwrap_or_default()
+)]
 pub struct Incomplete {
     /// The manifest's version.
     pub manifest_version: u64,
@@ -112,6 +118,10 @@ pub struct Downloader {
     client: reqwest::Client,
     policy: DownloadPolicy,
     authorize: Option<Arc<dyn AuthorizeRequest>>,
+    /// Validators (ETag / Last-Modified) of partial temp files left by
+    /// fetches that ran out of attempts, so the next sync round resumes
+    /// them instead of starting over.
+    partial: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// What one attempt ended with.
@@ -138,6 +148,7 @@ impl Downloader {
             client,
             policy,
             authorize: None,
+            partial: Arc::default(),
         }
     }
 
@@ -254,7 +265,7 @@ impl Downloader {
         let temp = cache.temp_path(&media.sha256)?;
         let mut backoff = Backoff::new(self.policy.backoff_base, self.policy.backoff_cap);
         // The validator of the bytes in the temp file, for If-Range.
-        let mut validator: Option<String> = None;
+        let mut validator = self.partial_validators().remove(&media.sha256);
         let mut attempt = 1;
         loop {
             match self.attempt(media, url, &temp, &mut validator).await {
@@ -269,7 +280,14 @@ impl Downloader {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                Ok(Attempt::Retry(error)) => return Err(error),
+                Ok(Attempt::Retry(error)) => {
+                    // Keep the bytes (and what they are) for the next round.
+                    if let Some(validator) = validator {
+                        self.partial_validators()
+                            .insert(media.sha256.clone(), validator);
+                    }
+                    return Err(error);
+                }
                 Err(error) => {
                     // Not worth resuming: the bytes are wrong or unwanted.
                     remove_file(&temp)?;
@@ -277,6 +295,12 @@ impl Downloader {
                 }
             }
         }
+    }
+
+    fn partial_validators(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.partial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// One HTTP request. `Err` is final (temp file to be deleted);

@@ -6,7 +6,7 @@
 //!
 //! An fsynced append-only log, `journal.log`, of checksummed frames:
 //! `"EKRJ"` magic, payload length (u32 LE), the first 8 bytes of the
-//! payload's SHA-256, then the payload: one JSON [`Entry`]. The file starts
+//! payload's SHA-256, then the payload: one JSON entry. The file starts
 //! with a `base` entry (the chain head before its first record), followed by
 //! `record` entries and `ack` entries (the server acknowledged up to a seq,
 //! with that record's hash). The chain head therefore survives even when

@@ -4,6 +4,8 @@
 //! - [`config`]: the player's TOML configuration (`/etc/ekran/player.toml`).
 //! - [`boot`]: the accepted manifests on disk (active, pending) and what
 //!   is playable at boot before any network.
+//! - [`sync`]: applying a manifest envelope: trust rules, pending manifest,
+//!   media fetch, atomic activation, eviction.
 //! - [`journal`]: the durable, hash-chained proof-of-play journal with the
 //!   checkpoint of the play in progress.
 //! - [`cache`]: the content-addressed media cache (verify, commit, evict,
@@ -19,8 +21,9 @@
 //!   server-corrected clock, the [`upload::PopTransport`] over HTTP;
 //!   [`enroll`]: first start (screen key, pairing code, approval, pinned
 //!   server key).
-//! - [`sync`]: manifest long-poll, verification, media download and atomic
-//!   activation; [`heartbeat`]: the health record and its periodic report.
+//! - [`poll`]: the manifest long-poll loop around [`sync`] (ETag, backoff,
+//!   repair of lost media, activations handed to the playback loop);
+//!   [`heartbeat`]: the health record and its periodic report.
 //! - [`run`]: the agent's top level around the playback engine's
 //!   [`run::PlaybackPort`]: boot to play from disk, then everything above.
 
@@ -33,7 +36,8 @@ pub mod download;
 pub mod enroll;
 pub mod heartbeat;
 pub mod journal;
-pub mod run;
 pub mod poll;
+pub mod run;
+pub mod sync;
 pub mod upload;
 pub mod watchdog;

@@ -41,7 +41,7 @@ use super::download::{DownloadPolicy, Downloader};
 use super::enroll::{self, EnrollError, EnrollOptions, PairingEvent};
 use super::heartbeat::{self, Health, HeartbeatSources, SharedJournal, lock};
 use super::journal::{DirStorage, Journal, JournalError, JournalOptions};
-use super::poll::{ActiveManifest, Syncer};
+use super::poll::{ActiveManifest, ManifestPoller};
 use super::upload::{PopTransport, UploadError, Uploader};
 use super::watchdog::{self, Liveness, Watchdog};
 use crate::manifest::{Item, Manifest, Overlay};
@@ -321,7 +321,7 @@ pub async fn run_with_clock(
         DownloadPolicy::from(&config.download),
     )
     .with_authorization(Arc::new(client.clone()));
-    let syncer = Syncer::new(
+    let poller = ManifestPoller::new(
         client.clone(),
         config.trust_dir(),
         store,
@@ -330,9 +330,10 @@ pub async fn run_with_clock(
         health.clone(),
         active_sender,
     );
-    let mut sync_backoff = Backoff::new(config.sync.backoff_base, config.sync.backoff_cap);
-    let sync_stop = stopped.clone();
-    let syncing = tokio::spawn(async move { syncer.run(&mut sync_backoff, sync_stop).await });
+    let syncing = tokio::spawn(poller.run(
+        Backoff::new(config.sync.backoff_base, config.sync.backoff_cap),
+        stopped.clone(),
+    ));
     let uploader = Uploader::new(journal.clone(), config.sync.upload_batch_size);
     let transport = HealthReportingTransport {
         client: client.clone(),

@@ -55,8 +55,24 @@ pub struct Watchdog {
 impl Watchdog {
     /// The watchdog systemd asked for (`WATCHDOG_USEC`), or `None` when the
     /// player does not run under a systemd watchdog.
+    ///
+    /// `WATCHDOG_PID` is deliberately not required to be this process: on a
+    /// box the player runs under the kiosk compositor (`cage -- ekran
+    /// player`), so systemd's main PID, which `WATCHDOG_PID` names, is
+    /// cage's, and the unit sets `NotifyAccess=all` to accept the player's
+    /// pings. (`sd_notify::watchdog_enabled` would return `None` there.)
     pub fn from_env(liveness: Liveness) -> Option<Self> {
-        sd_notify::watchdog_enabled().map(|timeout| Self::new(timeout, liveness))
+        let usec = std::env::var("WATCHDOG_USEC")
+            .ok()?
+            .parse::<u64>()
+            .ok()
+            .filter(|usec| *usec > 0)?;
+        if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+            if pid != std::process::id().to_string() {
+                tracing::info!(watchdog_pid = %pid, "watchdog requested for the service's main process (the compositor); the player pings it");
+            }
+        }
+        Some(Self::new(Duration::from_micros(usec), liveness))
     }
 
     /// A watchdog for a systemd timeout of `timeout`: checks (and pings)

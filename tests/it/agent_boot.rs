@@ -13,13 +13,13 @@ use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-const SCREEN: &str = "kyiv-mall-02";
+pub(crate) const SCREEN: &str = "kyiv-mall-02";
 
-fn root_key() -> SigningKey {
+pub(crate) fn root_key() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])
 }
 
-fn root() -> RootKeys {
+pub(crate) fn root() -> RootKeys {
     let pem = root_key()
         .verifying_key()
         .to_public_key_pem(Default::default())
@@ -31,7 +31,7 @@ fn root() -> RootKeys {
     }
 }
 
-fn media(bytes: &[u8], name: &str) -> Media {
+pub(crate) fn media(bytes: &[u8], name: &str) -> Media {
     Media {
         sha256: hex::encode(Sha256::digest(bytes)),
         size: bytes.len() as u64,
@@ -40,7 +40,7 @@ fn media(bytes: &[u8], name: &str) -> Media {
     }
 }
 
-fn manifest(version: u64, media: &[&Media]) -> Manifest {
+pub(crate) fn manifest(version: u64, media: &[&Media]) -> Manifest {
     let items: Vec<_> = media
         .iter()
         .enumerate()
@@ -60,7 +60,7 @@ fn manifest(version: u64, media: &[&Media]) -> Manifest {
 }
 
 /// The envelope exactly as the server would send it, and its payload.
-fn envelope(manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn envelope(manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
     let payload = manifest.to_json_bytes();
     let envelope = dsse::sign(MANIFEST_PAYLOAD_TYPE, &payload, &[&root_key()]);
     (serde_json::to_vec(&envelope).unwrap(), payload)
@@ -113,7 +113,7 @@ fn cache_file(cache: &MediaCache, bytes: &[u8], media: &Media) {
     cache.commit(media).unwrap();
 }
 
-fn clock() -> ManualClock {
+pub(crate) fn clock() -> ManualClock {
     ManualClock::new("2026-12-02T10:00:00Z".parse::<Timestamp>().unwrap())
 }
 
@@ -225,4 +225,75 @@ fn unenrolled_box_boots_with_nothing_to_play() {
     let state = boot(&dir.path().join("trust"), &store, &cache, &clock());
     assert!(state.trust.is_none() && state.active.is_none() && state.playable.is_empty());
     assert!(state.problems.is_empty(), "{:?}", state.problems);
+}
+
+#[tokio::test]
+async fn disk_full_while_fetching_the_next_manifest_keeps_the_old_one_playing() {
+    use ekran::agent::cache::CacheError;
+    use ekran::agent::download::Downloader;
+
+    use super::agent_download::{TinyDisk, policy, serve_clips, url_of};
+
+    // The whole data directory on a 64 KiB disk (or /dev/full behind the
+    // download's temp file where mounting is not allowed).
+    let disk = TinyDisk::new();
+    let clock = clock();
+    let data = disk.dir.path();
+    let trust_dir = data.join("trust");
+    std::fs::create_dir_all(&trust_dir).unwrap();
+    TrustState::enroll(SCREEN, root(), &clock)
+        .unwrap()
+        .save(&trust_dir)
+        .unwrap();
+    let store = ManifestStore::new(&data.join("manifests"));
+    let cache = MediaCache::open(&data.join("cache"), 1 << 30).unwrap();
+    let boxed = BoxDisk {
+        _dir: tempfile::tempdir().unwrap(),
+        trust: trust_dir.clone(),
+        store: store.clone(),
+        cache: cache.clone(),
+        manifests: data.join("manifests"),
+    };
+
+    let poster_bytes = vec![7u8; 8_000];
+    let poster = media(&poster_bytes, "poster");
+    let clip_bytes: Vec<u8> = (0..100_000u32).map(|n| (n % 251) as u8).collect();
+    let clip = media(&clip_bytes, "clip");
+    let (base, _seen) = serve_clips(vec![
+        (poster.clone(), poster_bytes),
+        (clip.clone(), clip_bytes),
+    ])
+    .await;
+    let downloader = Downloader::new(policy());
+
+    accept_and_store(&boxed, &manifest(5, &[&poster]), Slot::Active, &clock);
+    downloader
+        .fetch(&cache, &poster, &url_of(&base, &poster))
+        .await
+        .unwrap();
+    accept_and_store(&boxed, &manifest(6, &[&clip]), Slot::Pending, &clock);
+    if !disk.mounted {
+        std::os::unix::fs::symlink("/dev/full", cache.temp_path(&clip.sha256).unwrap()).unwrap();
+    }
+
+    let error = downloader
+        .fetch(&cache, &clip, &url_of(&base, &clip))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CacheError::DiskFull { .. }), "{error}");
+    // Nothing half-written anywhere; the old manifest still plays after a
+    // reboot, and the new one waits to be fetched again.
+    assert_eq!(
+        std::fs::read_dir(data.join("cache/tmp")).unwrap().count(),
+        0
+    );
+    let state = boot(&trust_dir, &store, &cache, &clock);
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+    assert_eq!(state.active.unwrap().manifest.version, 5);
+    assert_eq!(state.playable.len(), 1);
+    assert!(cache.verify(&poster).unwrap());
+    assert_eq!(
+        store.load(Slot::Pending).unwrap().unwrap().manifest.version,
+        6
+    );
 }

@@ -65,7 +65,7 @@ fn sigkill_at_random_points_loses_no_durable_record() {
         if rng.gen_bool(0.8) {
             stdout.read_line(&mut output).unwrap();
         }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..8_000)));
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..12_000)));
         child.kill().unwrap();
         child.wait().unwrap();
         stdout.read_to_string(&mut output).unwrap();
@@ -130,9 +130,10 @@ fn sigkill_at_random_points_loses_no_durable_record() {
             .unwrap()
             .len();
     }
-    // The kills hit every phase of the workload, not just start-up.
+    // The kills hit every phase of the workload, not just start-up (the
+    // bound is loose: a loaded CI machine appends less per run).
     assert!(
-        previous_head >= iterations as u64 / 3,
+        previous_head >= iterations as u64 / 6,
         "only {previous_head} records written: the kills hardly hit appends"
     );
     assert!(

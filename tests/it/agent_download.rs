@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What the client asked for.
 #[derive(Debug, Clone, Default)]
-struct Seen {
+pub(crate) struct Seen {
     path: String,
     range: Option<String>,
     if_range: Option<String>,
@@ -184,7 +184,7 @@ fn media_for(bytes: &[u8]) -> Media {
 }
 
 /// Quick retries and a short throughput window so tests take about a second.
-fn policy() -> DownloadPolicy {
+pub(crate) fn policy() -> DownloadPolicy {
     DownloadPolicy {
         min_throughput_bytes_per_s: 1000,
         throughput_window: Duration::from_millis(500),
@@ -200,7 +200,7 @@ fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
 
-fn url_of(base: &Url, media: &Media) -> Url {
+pub(crate) fn url_of(base: &Url, media: &Media) -> Url {
     base.join(&media.url).unwrap()
 }
 
@@ -584,12 +584,11 @@ fn manifest(items: &[(&str, &Media)]) -> Manifest {
 }
 
 /// Serves every clip by its URL path.
-async fn serve_clips(clips: Vec<(Media, Vec<u8>)>) -> (Url, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn serve_clips(clips: Vec<(Media, Vec<u8>)>) -> (Url, Arc<Mutex<Vec<Seen>>>) {
     serve(move |_, seen| {
-        match clips
-            .iter()
-            .find(|(media, _)| seen.path == format!("/{}", media.url))
-        {
+        match clips.iter().find(|(media, _)| {
+            seen.path.trim_start_matches('/') == media.url.trim_start_matches('/')
+        }) {
             Some((_, bytes)) => Reply::File {
                 body: bytes.clone(),
                 etag: "\"e\"",
@@ -707,13 +706,13 @@ async fn ensure_waits_for_the_allowed_download_hours() {
 /// A tiny filesystem that really runs out of space: a 64 KiB tmpfs when we
 /// may mount one (root, as in CI), else `/dev/full` behind the temp file's
 /// name (every write fails with ENOSPC).
-struct TinyDisk {
-    dir: tempfile::TempDir,
-    mounted: bool,
+pub(crate) struct TinyDisk {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) mounted: bool,
 }
 
 impl TinyDisk {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
@@ -780,4 +779,45 @@ async fn disk_full_during_download_leaves_the_cache_as_it_was() {
     );
     // With the space back, the download works.
     drop(cache);
+}
+
+#[tokio::test]
+async fn next_sync_round_resumes_what_the_last_one_left() {
+    let clip = random_bytes(CLIP_LEN, 15);
+    let body = clip.clone();
+    let (base, seen) = serve(move |index, _| Reply::File {
+        body: body.clone(),
+        etag: "\"v1\"",
+        honour_range: true,
+        check_if_range: true,
+        cut_after: (index == 0).then_some(CUT_AT),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = MediaCache::open(dir.path(), 1 << 30).unwrap();
+    let media = media_for(&clip);
+    let downloader = Downloader::new(DownloadPolicy {
+        max_attempts: 1,
+        ..policy()
+    });
+    let error = downloader
+        .fetch(&cache, &media, &url_of(&base, &media))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CacheError::Interrupted { bytes, .. } if bytes == CUT_AT as u64),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    // The next round (same process) picks up at the offset.
+    let path = downloader
+        .fetch(&cache, &media, &url_of(&base, &media))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), clip);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[1].range.as_deref(),
+        Some(format!("bytes={CUT_AT}-").as_str())
+    );
 }

@@ -15,7 +15,9 @@ fn watchdog_pings_stop_when_the_playback_loop_stalls() {
         .args(["agent", "watchdog-soak", "--beats", "25", "--beat-ms", "20"])
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "400000")
-        .env_remove("WATCHDOG_PID")
+        // As under `cage -- ekran player`: the watchdog is the main PID's
+        // (the compositor's), the player pings with NotifyAccess=all.
+        .env("WATCHDOG_PID", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

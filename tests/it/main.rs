@@ -9,6 +9,8 @@ mod agent_crash;
 #[cfg(feature = "agent")]
 mod agent_download;
 #[cfg(all(feature = "agent", feature = "server"))]
+mod agent_e2e;
+#[cfg(all(feature = "agent", feature = "server"))]
 mod agent_e2e_support;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_enroll;
@@ -16,8 +18,8 @@ mod agent_enroll;
 mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
-#[cfg(all(feature = "agent", feature = "server"))]
-mod agent_e2e;
+#[cfg(feature = "agent")]
+mod agent_sync;
 #[cfg(feature = "agent")]
 mod agent_upload;
 #[cfg(all(feature = "agent", feature = "server"))]
