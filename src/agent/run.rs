@@ -221,7 +221,7 @@ pub async fn run(
 /// 1970 for tests of clock correction).
 pub async fn run_with_clock(
     config: PlayerConfig,
-    mut playback: impl PlaybackPort,
+    playback: impl PlaybackPort,
     clock: Arc<ServerClock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
@@ -262,59 +262,87 @@ pub async fn run_with_clock(
                 .map_err(|error| AgentError::Task(error.to_string()))??
         }
     };
-    let client = DeviceClient::new(&config.server_url, key.clone(), clock.clone())?;
     let appended = Arc::new(Notify::new());
     let liveness = Liveness::new();
+    let start_playing = |port, screen_id: String, active| {
+        let playback_loop = PlaybackLoop {
+            port,
+            journal: journal.clone(),
+            key: key.clone(),
+            screen_id,
+            health: health.clone(),
+            cache: cache.clone(),
+            appended: appended.clone(),
+            clock: clock.clone(),
+            liveness: liveness.clone(),
+            scheduler: Scheduler::new(),
+            playable: None,
+            current: None,
+            retry_at: None,
+            failures_in_a_row: 0,
+        };
+        let playing = tokio::spawn(playback_loop.run(active, stopped.clone()));
+        watchdog::notify_ready();
+        if let Some(watchdog) = Watchdog::from_env(liveness.clone()) {
+            let mut watchdog_stop = stopped.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = watchdog.run() => {}
+                    () = until_stopped(&mut watchdog_stop) => {}
+                }
+            });
+        }
+        playing
+    };
 
     // Boot to play: an enrolled box plays before it talks to anyone.
-    let screen_id = match &identity {
-        Some(identity) => identity.trust.screen_id.clone(),
-        None => {
-            let mut waiting = stopped.clone();
-            let enrolled = enroll::enroll(
-                &client,
-                &config.trust_dir(),
-                &EnrollOptions::from_config(&config),
-                |event| playback.show_pairing(&event),
-                async move {
-                    let _ = waiting.wait_for(|stop| *stop).await;
-                },
-            )
-            .await;
-            match enrolled {
-                Ok(trust) => trust.screen_id,
-                Err(EnrollError::ShutDown) => return Ok(()),
-                Err(error) => return Err(error.into()),
-            }
-        }
+    let (mut unenrolled_port, mut playing) = match &identity {
+        Some(identity) => (
+            None,
+            Some(start_playing(
+                playback,
+                identity.trust.screen_id.clone(),
+                active.clone(),
+            )),
+        ),
+        None => (Some(playback), None),
     };
-    let playback_loop = PlaybackLoop {
-        port: playback,
-        journal: journal.clone(),
-        key,
-        screen_id,
-        health: health.clone(),
-        cache: cache.clone(),
-        appended: appended.clone(),
-        clock: clock.clone(),
-        liveness: liveness.clone(),
-        scheduler: Scheduler::new(),
-        playable: None,
-        current: None,
-        retry_at: None,
-        failures_in_a_row: 0,
-    };
-    let playing = tokio::spawn(playback_loop.run(active, stopped.clone()));
-    watchdog::notify_ready();
-    if let Some(watchdog) = Watchdog::from_env(liveness) {
-        let mut watchdog_stop = stopped.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = watchdog.run() => {}
-                () = until_stopped(&mut watchdog_stop) => {}
+    let client = match DeviceClient::new(&config.server_url, key.clone(), clock.clone()) {
+        Ok(client) => client,
+        Err(error) => match playing.take() {
+            // Playing what it has beats stopping: keep at it, offline.
+            Some(playing) => {
+                tracing::error!(%error, "cannot talk to the server; playing offline");
+                health.set_error(clock.now(), error.to_string());
+                return playing
+                    .await
+                    .map_err(|error| AgentError::Task(error.to_string()));
             }
-        });
+            None => return Err(error.into()),
+        },
+    };
+    if let Some(mut port) = unenrolled_port.take() {
+        let mut waiting = stopped.clone();
+        let enrolled = enroll::enroll(
+            &client,
+            &config.trust_dir(),
+            &EnrollOptions::from_config(&config),
+            |event| port.show_pairing(&event),
+            async move {
+                until_stopped(&mut waiting).await;
+            },
+        )
+        .await;
+        let screen_id = match enrolled {
+            Ok(trust) => trust.screen_id,
+            Err(EnrollError::ShutDown) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        playing = Some(start_playing(port, screen_id, active.clone()));
     }
+    let Some(playing) = playing else {
+        return Err(AgentError::Task("playback loop never started".to_owned()));
+    };
 
     let downloader = Downloader::with_client(
         client.http().clone(),
