@@ -491,7 +491,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
         let mut idle_tick = tokio::time::interval(IDLE_BEAT);
         loop {
             let wake = self.retry_at.map(|at| {
-                let wait = at.duration_since(self.clock.now());
+                let wait = at.duration_since(self.health.now(&*self.clock));
                 Duration::try_from(wait).unwrap_or(Duration::ZERO)
             });
             tokio::select! {
@@ -562,7 +562,8 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
 
     fn report(&self, message: String) {
         tracing::error!("{message}");
-        self.health.set_error(self.clock.now(), message);
+        self.health
+            .set_error(self.health.now(&*self.clock), message);
     }
 
     /// Takes a new active manifest: the items whose media are cached.
@@ -725,7 +726,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                     self.failures_in_a_row = 0;
                     let pause =
                         SignedDuration::try_from(FAILURE_PAUSE).unwrap_or(SignedDuration::ZERO);
-                    self.show_fallback(self.clock.now().checked_add(pause).ok());
+                    self.show_fallback(self.health.now(&*self.clock).checked_add(pause).ok());
                 } else {
                     self.decide_and_play(sender).await;
                 }
@@ -753,7 +754,9 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
         let expected = SignedDuration::from_millis(
             i64::try_from(item.duration_ms.unwrap_or(10_000)).unwrap_or(i64::MAX),
         );
-        let started = current.first_presented.unwrap_or_else(|| self.clock.now());
+        let started = current
+            .first_presented
+            .unwrap_or_else(|| self.health.now(&*self.clock));
         if let Decision::Play { index, .. } =
             self.scheduler
                 .next_after(&schedule, current.index, started, expected)
@@ -775,9 +778,9 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
         if !Arc::ptr_eq(&current.manifest, playable) {
             return;
         }
-        if let Some(index) = self
-            .scheduler
-            .preempting(&schedule, self.clock.now(), current.index)
+        if let Some(index) =
+            self.scheduler
+                .preempting(&schedule, self.health.now(&*self.clock), current.index)
         {
             tracing::info!(item = %playable.items[index].id, "higher tier pre-empts the current play");
             self.port.stop();
@@ -789,7 +792,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
     /// The record the current play would make if it ended now.
     fn body(&self, current: &CurrentPlay, outcome: Outcome) -> PlayBody {
         let item = &current.manifest.items[current.index];
-        let now = self.clock.now();
+        let now = self.health.now(&*self.clock);
         let started = current.first_presented.unwrap_or(now);
         let ended = current.last_presented.unwrap_or(started).max(started);
         PlayBody {
@@ -841,7 +844,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             let played =
                 SignedDuration::from_millis(i64::try_from(body.duration_ms).unwrap_or(i64::MAX));
             let started = Timestamp::from_millisecond(body.started_at_ms)
-                .unwrap_or_else(|_| self.clock.now());
+                .unwrap_or_else(|_| self.health.now(&*self.clock));
             self.scheduler
                 .record_play(&schedule, current.index, started, played);
         }

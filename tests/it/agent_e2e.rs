@@ -669,3 +669,32 @@ async fn media_lost_from_the_cache_are_fetched_again_after_a_restart() {
     agent.stop().await;
     rig.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_box_that_boots_in_1970_keeps_its_schedule_by_the_time_floor() {
+    let rig = Rig::start().await;
+    let config = rig.config();
+    rig.enroll_box(&config, "scr-rtc").await;
+    let sha = rig.upload_media(&png("rtc")).await;
+    let version = rig
+        .publish("rtc", "scr-rtc", &[("rtc", "media/rtc.png", &sha)])
+        .await;
+    let mut agent = Agent::start(config.clone());
+    let (_, events) = agent.next_play().await;
+    agent.play_through(&events, 10, 3).await;
+    let _ = agent.next_play().await;
+    agent.stop().await;
+    rig.server.stop().await;
+
+    // No real-time clock, no network: the box thinks it is 1970. The flight
+    // (this month) is judged by the persisted time floor, so it still plays.
+    let clock = Arc::new(ServerClock::new(Arc::new(ManualClock::new(
+        Timestamp::UNIX_EPOCH,
+    ))));
+    let mut agent = Agent::start_with_clock(config.clone(), clock);
+    let (request, events) = agent.next_play().await;
+    assert_eq!(request.manifest_version, version);
+    agent.play_through(&events, 10, 3).await;
+    let _ = agent.next_play().await;
+    agent.stop().await;
+}
