@@ -414,3 +414,97 @@ pub async fn manifest_304(
         per_sec: requests as f64 / elapsed.as_secs_f64(),
     })
 }
+
+/// Results of the report benchmark.
+#[derive(Debug, Clone)]
+pub struct ReportResult {
+    /// Plays in the database.
+    pub plays: usize,
+    /// Rows the report returned.
+    pub rows: usize,
+    /// Best time of the report from the rollups.
+    pub rollup: Duration,
+    /// Best time of the same figures by GROUP BY over the raw records.
+    pub raw: Duration,
+}
+
+impl ReportResult {
+    /// How many times faster the rollup answers (target ≥ 100 at 10 M plays).
+    pub fn speedup(&self) -> f64 {
+        self.raw.as_secs_f64() / self.rollup.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Fills a fresh database with `plays` synthetic records (50 screens, 5
+/// campaigns, 28 days) and their rollups, then times the airtime report
+/// from the rollups against the raw GROUP BY (best of three each).
+pub async fn report(db: &BenchDb, plays: usize) -> Result<ReportResult, BenchError> {
+    let fixture = Fixture::start(db).await?;
+    let pool = fixture.state.db().pool();
+    let day = "CASE WHEN i % 28 < 9 THEN '2026-02-0' || ((i % 28) + 1) ELSE '2026-02-' || ((i % 28) + 1) END";
+    let insert = format!(
+        "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
+         started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
+         signature, venue_id, day, received_at_ms) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {plays}) \
+         SELECT 'bench-' || (i % 50), i, 'p' || i, 'item', 'Campaign ' || (i % 5), 'sha', 1, i, i + 15000, 15000, 375, 0, \
+         CASE WHEN i % 10 = 0 THEN 'interrupted' ELSE 'completed' END, 0, 'prev', 'hash', 'sig', \
+         'venue-' || (i % 7), {day}, 0 FROM n"
+    );
+    sqlx::query(&insert).execute(pool).await.map_err(setup)?;
+    sqlx::query(
+        "INSERT INTO airtime_daily (venue_id, campaign, day, screen_id, duration_ms, plays, completed_plays, \
+         verified_duration_ms, verified_plays) \
+         SELECT venue_id, campaign, day, screen_id, SUM(duration_ms), COUNT(*), \
+         SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END), SUM(duration_ms), COUNT(*) \
+         FROM pop_records GROUP BY venue_id, campaign, day, screen_id",
+    )
+    .execute(pool)
+    .await
+    .map_err(setup)?;
+    let from = jiff::civil::date(2026, 2, 1);
+    let to = jiff::civil::date(2026, 2, 28);
+    let query = super::reports::AirtimeQuery {
+        from,
+        to,
+        venue: None,
+        campaign: None,
+    };
+    let mut rollup = Duration::MAX;
+    let mut raw = Duration::MAX;
+    let mut rows = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        rows = super::reports::airtime(fixture.state.db(), &query)
+            .await
+            .map_err(|e| setup(e.to_string()))?
+            .len();
+        rollup = rollup.min(started.elapsed());
+        let started = Instant::now();
+        let raw_rows = sqlx::query(
+            "SELECT day, venue_id, campaign, CAST(SUM(duration_ms) AS BIGINT) AS duration_ms, COUNT(*) AS plays, \
+             CAST(SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END) AS BIGINT) AS completed_plays, \
+             COUNT(DISTINCT screen_id) AS screens FROM pop_records WHERE day >= $1 AND day <= $2 \
+             GROUP BY day, venue_id, campaign ORDER BY day, venue_id, campaign",
+        )
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(setup)?;
+        raw = raw.min(started.elapsed());
+        if raw_rows.len() != rows {
+            return Err(setup(format!(
+                "raw GROUP BY gave {} rows, the rollup report {rows}",
+                raw_rows.len()
+            )));
+        }
+    }
+    fixture.finish().await;
+    Ok(ReportResult {
+        plays,
+        rows,
+        rollup,
+        raw,
+    })
+}

@@ -231,30 +231,43 @@ pub async fn ingest(
         }
     }
 
-    // 3. Rollups of the new rows.
-    let mut rollup: HashMap<(&str, &str), Rollup> = HashMap::new();
+    // 3. Rollup cells (venue, campaign, local day): totals of the new rows,
+    // and the verified share of every record the chain head passes below.
+    let mut cells: HashMap<(String, String, String), (Rollup, Rollup)> = HashMap::new();
     for seq in &inserted {
         let record = &valid[seq];
-        let entry = rollup
-            .entry((record.body.campaign.as_str(), days[seq].as_str()))
-            .or_default();
-        entry.add(record.body.duration_ms, record.body.outcome);
-    }
-    for ((campaign, day), sums) in &rollup {
-        add_rollup(
-            &mut tx,
-            &screen.venue_id,
-            campaign,
-            day,
-            &screen.id,
-            sums,
-            false,
-        )
-        .await?;
+        cells
+            .entry((
+                screen.venue_id.clone(),
+                record.body.campaign.clone(),
+                days[seq].clone(),
+            ))
+            .or_default()
+            .0
+            .add(record.body.duration_ms, record.body.outcome);
     }
 
-    // 4. Advance the verified chain head as far as records link.
+    // 4. Advance the verified chain head as far as records link. Fast path
+    // in memory over the rows this call stored (the usual upload continues
+    // the chain); then the database, for rows stored earlier beyond a gap
+    // that this batch closed.
     let before = acked_seq;
+    for (seq, record) in valid.range(acked_seq + 1..) {
+        if *seq != acked_seq + 1 || !inserted_set.contains(seq) || record.prev_hash != acked_hash {
+            break;
+        }
+        acked_seq = *seq;
+        acked_hash.clone_from(&record.hash);
+        cells
+            .entry((
+                screen.venue_id.clone(),
+                record.body.campaign.clone(),
+                days[seq].clone(),
+            ))
+            .or_default()
+            .1
+            .add(record.body.duration_ms, record.body.outcome);
+    }
     loop {
         let rows = sqlx::query(
             "SELECT seq, prev_hash, hash, duration_ms, outcome, campaign, day, venue_id FROM pop_records \
@@ -265,7 +278,6 @@ pub async fn ingest(
         .bind(to_i64(acked_seq) + ADVANCE_STEP)
         .fetch_all(&mut *tx.tx)
         .await?;
-        let mut verified: HashMap<(String, String, String), Rollup> = HashMap::new();
         let mut advanced = 0;
         for row in &rows {
             let seq = get_u64(row, "seq")?;
@@ -285,21 +297,22 @@ pub async fn ingest(
             acked_hash = row.try_get("hash")?;
             advanced += 1;
             let outcome: String = row.try_get("outcome")?;
-            let entry = verified
+            cells
                 .entry((
                     row.try_get("venue_id")?,
                     row.try_get("campaign")?,
                     row.try_get("day")?,
                 ))
-                .or_default();
-            entry.add(get_u64(row, "duration_ms")?, outcome_from_str(&outcome));
-        }
-        for ((venue, campaign, day), sums) in &verified {
-            add_rollup(&mut tx, venue, campaign, day, &screen.id, sums, true).await?;
+                .or_default()
+                .1
+                .add(get_u64(row, "duration_ms")?, outcome_from_str(&outcome));
         }
         if advanced < ADVANCE_STEP as usize {
             break;
         }
+    }
+    for ((venue, campaign, day), (totals, verified)) in &cells {
+        add_rollup(&mut tx, venue, campaign, day, &screen.id, totals, verified).await?;
     }
     if acked_seq != before {
         sqlx::query("UPDATE screens SET pop_acked_seq = $1, pop_acked_hash = $2 WHERE id = $3")
@@ -430,21 +443,17 @@ fn outcome_from_str(outcome: &str) -> Outcome {
     }
 }
 
-/// Adds to an airtime cell: to the totals, or (`verified`) to the verified share.
+/// Adds to an airtime cell: `totals` of newly stored plays and the
+/// `verified` share of plays the chain head passed.
 async fn add_rollup(
     tx: &mut WriteTx,
     venue: &str,
     campaign: &str,
     day: &str,
     screen: &str,
-    sums: &Rollup,
-    verified: bool,
+    totals: &Rollup,
+    verified: &Rollup,
 ) -> Result<(), AppError> {
-    let (duration, plays, completed, verified_duration, verified_plays) = if verified {
-        (0, 0, 0, sums.duration_ms, sums.plays)
-    } else {
-        (sums.duration_ms, sums.plays, sums.completed, 0, 0)
-    };
     sqlx::query(
         "INSERT INTO airtime_daily (venue_id, campaign, day, screen_id, duration_ms, plays, completed_plays, verified_duration_ms, verified_plays) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -459,11 +468,11 @@ async fn add_rollup(
     .bind(campaign)
     .bind(day)
     .bind(screen)
-    .bind(to_i64(duration))
-    .bind(to_i64(plays))
-    .bind(to_i64(completed))
-    .bind(to_i64(verified_duration))
-    .bind(to_i64(verified_plays))
+    .bind(to_i64(totals.duration_ms))
+    .bind(to_i64(totals.plays))
+    .bind(to_i64(totals.completed))
+    .bind(to_i64(verified.duration_ms))
+    .bind(to_i64(verified.plays))
     .execute(&mut *tx.tx)
     .await?;
     Ok(())

@@ -150,6 +150,20 @@ pub async fn publish_playlist(
             media.insert(path.clone(), info);
         }
     }
+    // A still is shown for its duration, a clip decoded: the file's real
+    // content (sniffed at upload) must be of the kind its name promised.
+    for item in &parsed.items {
+        let key = item.media.to_string_lossy();
+        if let Some(info) = media.get(key.as_ref()) {
+            let is_still = info.mime.starts_with("image/");
+            if is_still != (item.kind == playlist::MediaKind::Still) {
+                return Err(AppError::BadRequest(format!(
+                    "media {key:?} is named like {} but its content is {}",
+                    item.mime, info.mime
+                )));
+            }
+        }
+    }
     let (items, overlays) = parsed.to_manifest_parts(|path: &Path| {
         let key = path.to_string_lossy();
         match (request.media.get(key.as_ref()), media.get(key.as_ref())) {

@@ -18,4 +18,7 @@ async fn bench_harness_runs(backend: Backend) {
     assert!(ingest.ratio().is_finite() && ingest.ratio() > 0.0);
     let fetches = bench::manifest_304(&db, 20, 4).await.unwrap();
     assert!(fetches.per_sec > 0.0);
+    // 50 screens x 5 campaigns x 28 days x 7 venues, folded by the modulos.
+    let report = bench::report(&db, 2_000).await.unwrap();
+    assert!(report.rows > 0 && report.speedup().is_finite());
 }

@@ -188,6 +188,18 @@ async fn publish_compiles_signed_manifests_for_targeted_screens(backend: Backend
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(error_message(response).await.contains("not on the server"));
+    // A clip's name with a poster's bytes is refused as well.
+    let response = server
+        .client
+        .post(server.url("/api/v1/playlists"))
+        .bearer_auth(&manager)
+        .json(&json!({"file_name": "x.toml", "source": playlist_source("other", &["offices"]),
+                      "media": {"media/clip.mp4": sha256_hex(sample_png()), "media/poster.png": sha256_hex(sample_png())}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(error_message(response).await.contains("image/png"));
     let (_, unchanged) = fetch_manifest(&server, &other).await;
     assert_eq!(unchanged.version, office.version);
     server.stop().await;

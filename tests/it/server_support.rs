@@ -403,7 +403,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// An `ekran server` child process on a loopback port.
 pub struct ServerProcess {
-    pub child: std::process::Child,
+    child: Option<std::process::Child>,
     /// `http://127.0.0.1:PORT`
     pub base: String,
 }
@@ -446,23 +446,20 @@ impl ServerProcess {
         .await
         .expect("log reader");
         Self {
-            child,
+            child: Some(child),
             base: format!("http://{address}"),
         }
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
         assert!(killed.success());
-        let mut child = std::mem::replace(
-            &mut self.child,
-            std::process::Command::new("true").spawn().expect("true"),
-        );
         tokio::task::spawn_blocking(move || child.wait().expect("wait"))
             .await
             .expect("join")
@@ -471,8 +468,11 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A test that failed half-way: do not leave the server running.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
