@@ -174,16 +174,30 @@ impl ManifestPoller {
     /// `wait`), verify, download and activate.
     pub async fn poll_once(&mut self, wait: Duration) -> Result<PollOutcome, PollError> {
         let clock = self.client.clock().clone();
-        let resumed = self.syncer.resume_pending(&*clock).await?;
-        let resumed = self.take_applied(resumed).await?;
-        self.repair_active().await?;
+        // Unfinished work (media still missing) must not keep the box from
+        // hearing about a newer manifest, which may be the fix (a smaller
+        // playlist): remember the problem, ask the server without waiting,
+        // and report the problem only if nothing new came.
+        let resumed = match self.syncer.resume_pending(&*clock).await {
+            Ok(applied) => self.take_applied(applied).await,
+            Err(error) => Err(error.into()),
+        };
+        let resumed = match resumed {
+            Ok(outcome) => self.repair_active().await.map(|()| outcome),
+            Err(error) => Err(error),
+        };
+        let wait = if resumed.is_err() {
+            Duration::ZERO
+        } else {
+            wait
+        };
         let fetched = self
             .client
             .fetch_manifest(self.etag.as_deref(), wait)
             .await?;
         match fetched {
-            ManifestFetch::NotModified => Ok(resumed),
-            ManifestFetch::NonePublished => Ok(PollOutcome::NothingPublished),
+            ManifestFetch::NotModified => resumed,
+            ManifestFetch::NonePublished => resumed.map(|_| PollOutcome::NothingPublished),
             ManifestFetch::Envelope { bytes, etag } => {
                 // Remember it even if it is refused: the next poll then waits
                 // for something new instead of fetching the same bad bytes.

@@ -516,6 +516,22 @@ async fn manifest_over_the_cache_quota_is_reported_and_the_old_one_keeps_playing
     let (next, _) = agent.next_play().await;
     assert_eq!(next.manifest_version, old);
     assert!(next.media_path.exists());
+
+    // The operator publishes a playlist that fits: the box is not stuck on
+    // the one that did not, and switches.
+    let fits = rig.upload_media(&png("fits")).await;
+    let fixed = rig
+        .publish("quota", "scr-quota", &[("fits", "media/fits.png", &fits)])
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        "the fitting manifest active",
+        || async {
+            let active = manifest_store(&config).load(Slot::Active).ok()??;
+            (active.manifest.version == fixed).then_some(())
+        },
+    )
+    .await;
     agent.stop().await;
     rig.server.stop().await;
 }
