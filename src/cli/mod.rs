@@ -58,6 +58,10 @@ enum Command {
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
     Play(play::PlayArgs),
+    /// Measure performance against baselines (SPEC §9).
+    #[cfg(feature = "player")]
+    #[command(subcommand)]
+    Bench(play::BenchCmd),
 }
 
 /// Parses the command line, installs the log subscriber and runs the command.
@@ -81,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => server::run_report(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(args),
+        #[cfg(feature = "player")]
+        Command::Bench(cmd) => play::run_bench(cmd),
     };
     match result {
         Ok(code) => code,
