@@ -57,7 +57,8 @@ enum Command {
     Report(server::ReportCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
-    Play(play::PlayArgs),
+    // Boxed: its many options would make every other variant as large.
+    Play(Box<play::PlayArgs>),
     /// Measure performance against baselines (SPEC §9).
     #[cfg(feature = "player")]
     #[command(subcommand)]
@@ -84,7 +85,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "server")]
         Command::Report(cmd) => server::run_report(cmd),
         #[cfg(feature = "player")]
-        Command::Play(args) => play::run(args),
+        Command::Play(args) => play::run(*args),
         #[cfg(feature = "player")]
         Command::Bench(cmd) => play::run_bench(cmd),
     };

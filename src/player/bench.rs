@@ -338,7 +338,7 @@ pub fn compare_upload(iterations: u32) -> Result<UploadComparison, BenchError> {
         height,
         layout: PlaneLayout::Nv12,
         colorimetry: Colorimetry::default(),
-        pixels: Pixels::Video(mapped),
+        pixels: Pixels::Video(Box::new(mapped)),
     };
     let target = OffscreenTarget::new((16, 16))?;
     let text = TextOverlay::new(
@@ -435,7 +435,7 @@ pub fn measure_transitions(
             match &event {
                 EngineEvent::Finished { .. } => {
                     self.finished += 1;
-                    if self.finished % self.every.max(1) == 0
+                    if self.finished.is_multiple_of(self.every.max(1))
                         && let Ok((rss, fds)) = rss_and_fds()
                     {
                         self.samples

@@ -752,7 +752,7 @@ fn frame_from_sample(sample: &gst::Sample) -> Result<Frame, String> {
         height,
         layout,
         colorimetry,
-        pixels: Pixels::Video(mapped),
+        pixels: Pixels::Video(Box::new(mapped)),
     })
 }
 

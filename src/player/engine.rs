@@ -211,14 +211,15 @@ impl Engine {
         &self.renderer
     }
 
-    /// Ends the run: items still playing are marked interrupted.
+    /// Ends the run: items on screen are marked interrupted; items that
+    /// were only prerolled never played and are left out.
     pub fn finish(mut self) -> RunStats {
         for playing in [self.current.take(), self.next.take()]
             .into_iter()
             .flatten()
         {
             let stats = &mut self.stats.items[playing.stats_index];
-            if stats.outcome == Outcome::Playing {
+            if stats.outcome == Outcome::Playing && playing.started_at.is_some() {
                 stats.outcome = Outcome::Interrupted;
             }
         }
@@ -571,6 +572,9 @@ impl Playing {
         };
 
         let Some(started) = self.started_at else {
+            // An audible clip waits in PAUSED until its turn: start it now
+            // (a no-op for muted clips, which run from the preroll on).
+            decoder.play();
             let first = match self.pending.take() {
                 Some(frame) => frame,
                 None => match decoder.poll(wait) {
@@ -582,7 +586,6 @@ impl Playing {
                     DecodePoll::Failed(error) => return Advance::Failed(error.to_string()),
                 },
             };
-            decoder.play();
             self.started_at = Some(now);
             self.first_pts = first.pts;
             self.show(first, now, renderer, config);

@@ -105,8 +105,9 @@ impl Default for Colorimetry {
 /// The pixels of one picture.
 #[derive(Debug)]
 pub enum Pixels {
-    /// A mapped GStreamer buffer: planes as the decoder wrote them.
-    Video(gstreamer_video::VideoFrame<gstreamer_video::video_frame::Readable>),
+    /// A mapped GStreamer buffer: planes as the decoder wrote them (boxed:
+    /// the mapping record is large and pictures move through channels).
+    Video(Box<gstreamer_video::VideoFrame<gstreamer_video::video_frame::Readable>>),
     /// A decoded still, tightly packed RGBA.
     Still(image::RgbaImage),
 }

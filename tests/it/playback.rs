@@ -363,3 +363,141 @@ fn snapshots_are_written_on_virtual_time() {
     assert_eq!(first.dimensions(), (160, 120));
     assert!(near(rgb(&first, 80, 60), [255, 0, 0], 12));
 }
+
+#[test]
+fn clip_still_clip_switches_within_one_refresh() {
+    let still = media::still("half-red-half-blue", 64, 32, [255, 0, 0], [0, 0, 255]);
+    let files = vec![
+        media::clip(media::RED_H264),
+        still,
+        media::clip(media::BLUE_H264),
+    ];
+    let (stats, _) = play(files, EngineConfig::default(), (160, 120));
+    assert!(
+        stats.items.iter().all(|i| i.outcome == Outcome::Completed),
+        "{stats:#?}"
+    );
+    assert_eq!(stats.black_frames, 0);
+    for pair in stats.items.windows(2) {
+        let gap = pair[1].first_presented_ms.unwrap() - pair[0].last_presented_ms.unwrap();
+        assert!(
+            (gap - PERIOD_60HZ_MS).abs() < 0.01,
+            "switch took {gap} ms: {stats:#?}"
+        );
+    }
+    // The still is shown for its 500 ms.
+    let still = &stats.items[1];
+    let shown =
+        still.last_presented_ms.unwrap() - still.first_presented_ms.unwrap() + PERIOD_60HZ_MS;
+    assert!(
+        (shown - 500.0).abs() <= PERIOD_60HZ_MS,
+        "still shown {shown} ms"
+    );
+}
+
+/// A source that records how the engine calls it.
+struct ScriptedSource {
+    items: Vec<ekran::player::NextItem>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ekran::player::Source for ScriptedSource {
+    fn next_item(&mut self) -> ekran::player::NextItem {
+        let answer = if self.items.is_empty() {
+            ekran::player::NextItem::End
+        } else {
+            self.items.remove(0)
+        };
+        let text = match &answer {
+            ekran::player::NextItem::Play(item) => format!("next→{}", item.item_id),
+            other => format!("next→{other:?}"),
+        };
+        self.log.lock().expect("log lock").push(text);
+        answer
+    }
+
+    fn on_event(&mut self, event: EngineEvent) {
+        let text = match event {
+            EngineEvent::Started { play, .. } => format!("started {}", play.0),
+            EngineEvent::Finished {
+                play,
+                frames_presented,
+                first_presented,
+                last_presented,
+                ..
+            } => {
+                assert!(last_presented.wall >= first_presented.wall);
+                format!("finished {} ({frames_presented} frames)", play.0)
+            }
+            EngineEvent::Failed { play, .. } => format!("failed {}", play.0),
+        };
+        self.log.lock().expect("log lock").push(text);
+    }
+}
+
+#[test]
+fn the_engine_asks_for_the_next_item_while_the_current_one_plays() {
+    use ekran::player::{MediaKind, NextItem, PlayId, PlayItem};
+    let item = |id: u64, name: &str, path: PathBuf, kind| {
+        NextItem::Play(PlayItem {
+            play: PlayId(id),
+            item_id: name.into(),
+            path,
+            kind,
+            fit: Fit::Contain,
+        })
+    };
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let source = ScriptedSource {
+        items: vec![
+            NextItem::NotYet,
+            NextItem::NotYet,
+            item(
+                1,
+                "poster",
+                media::still("half-red-half-blue", 64, 32, [255, 0, 0], [0, 0, 255]),
+                MediaKind::Still {
+                    duration: Duration::from_millis(200),
+                },
+            ),
+            item(
+                2,
+                "clip",
+                media::clip(media::RED_H264),
+                MediaKind::Clip {
+                    max_duration: Some(Duration::from_millis(500)),
+                },
+            ),
+        ],
+        log: log.clone(),
+    };
+    let config = HeadlessConfig {
+        size: (64, 48),
+        ..HeadlessConfig::default()
+    };
+    let stats = run_headless(Box::new(source), EngineConfig::default(), &config, None).unwrap();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "next→NotYet",
+            "next→NotYet",
+            "next→poster",
+            "started 1",
+            // Prerolled as soon as the poster is up, not when it ends.
+            "next→clip",
+            "finished 1 (1 frames)",
+            "started 2",
+            "next→End",
+            // Cut at its 500 ms: 13 pictures of 40 ms started by then.
+            "finished 2 (13 frames)",
+        ]
+    );
+    // Two refreshes waited for the source; nothing had been shown yet, so
+    // they are not black frames of a gap.
+    assert_eq!(
+        stats.items[0].first_presented_ms,
+        Some(2.0 * PERIOD_60HZ_MS).map(|v| (v * 1000.0).round() / 1000.0)
+    );
+    assert_eq!(stats.black_frames, 0);
+}

@@ -37,11 +37,10 @@ fn recipe(name: &str) -> (&'static str, String) {
         "portrait-h264" => (
             "mp4",
             // Top half red, bottom half blue: which way up it lands shows.
-            format!(
-                "videotestsrc pattern=solid-color foreground-color=0xFFFF0000 num-buffers=25 \
-                 ! video/x-raw,width=240,height=160,framerate=25/1 ! videobox bottom=-160 fill=black \
-                 ! videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux"
-            ),
+            "videotestsrc pattern=solid-color foreground-color=0xFFFF0000 num-buffers=25 \
+             ! video/x-raw,width=240,height=160,framerate=25/1 ! videobox bottom=-160 fill=black \
+             ! videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux"
+                .into(),
         ),
         "faststart-h264" => (
             "mp4",
