@@ -1,20 +1,16 @@
 // One full-screen layer of the composition: a decoded video frame (NV12 or
-// I420 planes, converted to RGB here), an RGBA still, or a solid rectangle,
-// placed by fit/rotation with a letterbox colour around it.
+// I420 planes, converted to RGB here) or an RGBA still, placed by
+// fit/rotation with a letterbox colour around it (`fs_main`); or a solid
+// rectangle such as the ticker band (`fs_solid`).
 //
 // The `Layer` struct must match `LayerUniform` in src/player/render.rs
-// byte for byte; the `LAYOUT_*` and `ROTATION_*` constants match
-// `PlaneLayout::shader_id` and `Rotation::shader_id` there.
-
-const LAYOUT_NV12: u32 = 0u;
-const LAYOUT_I420: u32 = 1u;
-const LAYOUT_RGBA: u32 = 2u;
-const LAYOUT_SOLID: u32 = 3u;
-
-const ROTATION_0: u32 = 0u;
-const ROTATION_90: u32 = 1u;
-const ROTATION_180: u32 = 2u;
-const ROTATION_270: u32 = 3u;
+// byte for byte; `layout_weights` is `PlaneLayout::shader_weights` and the
+// `uv_row_*` pair is `Rotation::uv_rows` there.
+//
+// No branch depends on a uniform: lavapipe specialises (and recompiles)
+// shaders on uniform values that steer control flow, which cost a
+// compilation and ~6 target-sized allocations per frame. Layout and
+// rotation are therefore weights and a matrix, applied arithmetically.
 
 struct Layer {
     // Rows of the YUV -> RGB matrix; each is dotted with vec4(y, u, v, 1),
@@ -24,14 +20,21 @@ struct Layer {
     row_b: vec4<f32>,
     // Letterbox colour for content layers, fill colour for solid layers.
     letterbox: vec4<f32>,
+    // One-hot weights of the plane layouts: x NV12, y I420, z RGBA.
+    layout_weights: vec4<f32>,
+    // Rows of the 2x3 matrix taking a point of the picture's rectangle on
+    // screen (0..1, y down) to the picture's texture coordinates: this is
+    // where the clockwise rotation lives.
+    uv_row_x: vec4<f32>,
+    uv_row_y: vec4<f32>,
     // Centre of the picture's rectangle in output UV space (0..1, y down).
     quad_center: vec2<f32>,
     // Output size divided by the picture's size on the output, per axis.
     quad_scale: vec2<f32>,
     opacity: f32,
-    plane_layout: u32,
-    rotation: u32,
-    _pad: u32,
+    _pad0: f32,
+    _pad1: f32,
+    _pad2: f32,
 }
 
 @group(0) @binding(0) var plane0: texture_2d<f32>;
@@ -57,15 +60,14 @@ fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
     return out;
 }
 
-// Maps a point of the (rotated) picture rectangle back to the picture's
-// own texture coordinates. Rotation is clockwise on screen.
-fn unrotate(q: vec2<f32>, rotation: u32) -> vec2<f32> {
-    switch rotation {
-        case ROTATION_90: { return vec2<f32>(q.y, 1.0 - q.x); }
-        case ROTATION_180: { return vec2<f32>(1.0 - q.x, 1.0 - q.y); }
-        case ROTATION_270: { return vec2<f32>(1.0 - q.y, q.x); }
-        default: { return q; }
-    }
+// The point of the picture's rectangle under this fragment (inside when
+// every coordinate is within 0..1).
+fn picture_point(screen_uv: vec2<f32>) -> vec2<f32> {
+    return (screen_uv - layer.quad_center) * layer.quad_scale + vec2<f32>(0.5);
+}
+
+fn is_inside(q: vec2<f32>) -> bool {
+    return all(q >= vec2<f32>(0.0)) && all(q <= vec2<f32>(1.0));
 }
 
 fn yuv_to_rgb(yuv: vec3<f32>) -> vec3<f32> {
@@ -75,28 +77,23 @@ fn yuv_to_rgb(yuv: vec3<f32>) -> vec3<f32> {
 
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    let q = (in.screen_uv - layer.quad_center) * layer.quad_scale + vec2<f32>(0.5);
-    let inside = all(q >= vec2<f32>(0.0)) && all(q <= vec2<f32>(1.0));
-    if layer.plane_layout == LAYOUT_SOLID {
-        if !inside {
-            discard;
-        }
-        return vec4<f32>(layer.letterbox.rgb, layer.letterbox.a * layer.opacity);
-    }
-    // Sample before branching on `inside`: texture sampling needs uniform
-    // control flow for its implicit derivatives.
-    let uv = unrotate(clamp(q, vec2<f32>(0.0), vec2<f32>(1.0)), layer.rotation);
+    let q = picture_point(in.screen_uv);
+    let p = vec3<f32>(clamp(q, vec2<f32>(0.0), vec2<f32>(1.0)), 1.0);
+    let uv = vec2<f32>(dot(layer.uv_row_x.xyz, p), dot(layer.uv_row_y.xyz, p));
     let s0 = textureSample(plane0, plane_sampler, uv);
     let s1 = textureSample(plane1, plane_sampler, uv);
     let s2 = textureSample(plane2, plane_sampler, uv);
-    var rgb: vec3<f32>;
-    switch layer.plane_layout {
-        case LAYOUT_NV12: { rgb = yuv_to_rgb(vec3<f32>(s0.r, s1.r, s1.g)); }
-        case LAYOUT_I420: { rgb = yuv_to_rgb(vec3<f32>(s0.r, s1.r, s2.r)); }
-        default: { rgb = s0.rgb; }
+    let w = layer.layout_weights;
+    let rgb = w.x * yuv_to_rgb(vec3<f32>(s0.r, s1.r, s1.g))
+        + w.y * yuv_to_rgb(vec3<f32>(s0.r, s1.r, s2.r))
+        + w.z * s0.rgb;
+    return vec4<f32>(select(layer.letterbox.rgb, rgb, is_inside(q)), layer.opacity);
+}
+
+@fragment
+fn fs_solid(in: VertexOut) -> @location(0) vec4<f32> {
+    if !is_inside(picture_point(in.screen_uv)) {
+        discard;
     }
-    if !inside {
-        rgb = layer.letterbox.rgb;
-    }
-    return vec4<f32>(rgb, layer.opacity);
+    return vec4<f32>(layer.letterbox.rgb, layer.letterbox.a * layer.opacity);
 }

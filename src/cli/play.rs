@@ -270,7 +270,7 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         let path = scratch.path().join(format!("short-{name}.mp4"));
         let pipeline = format!(
             "videotestsrc pattern=solid-color foreground-color={colour} num-buffers=3 \
-             ! video/x-raw,width={w},height={h},framerate=25/1 ! x264enc ! mp4mux ! filesink location={}",
+             ! video/x-raw,format=I420,width={w},height={h},framerate=25/1 ! x264enc ! mp4mux ! filesink location={}",
             path.display()
         );
         let status = std::process::Command::new("gst-launch-1.0")

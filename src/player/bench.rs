@@ -139,7 +139,7 @@ pub fn rss_and_fds() -> Result<(u64, usize), BenchError> {
 /// Encodes the benchmark clip (H.264 1080p, moving picture) with gst-launch-1.0.
 pub fn make_clip(path: &Path, frames: u32, fps: u32, size: (u32, u32)) -> Result<(), BenchError> {
     let pipeline = format!(
-        "videotestsrc pattern=ball num-buffers={frames} ! video/x-raw,width={},height={},framerate={fps}/1 \
+        "videotestsrc pattern=ball num-buffers={frames} ! video/x-raw,format=I420,width={},height={},framerate={fps}/1 \
          ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
         size.0,
         size.1,

@@ -211,6 +211,9 @@ pub struct DecoderUsed {
     pub element: String,
     /// Whether it runs on dedicated hardware.
     pub hardware: bool,
+    /// The decoder's output format when it was neither NV12 nor I420 and
+    /// had to be converted on the CPU (the slow path, logged).
+    pub converted_from: Option<String>,
 }
 
 enum StreamMessage {
@@ -603,15 +606,6 @@ impl Decoder {
         self.pipeline.as_ref()?.decoder_used.as_ref()
     }
 
-    /// The pixel format that had to be converted on the CPU, if any.
-    pub fn converted_from(&self) -> Option<String> {
-        let clip = self.pipeline.as_ref()?;
-        clip.converted_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Compares where the pictures ended with the container's duration.
     fn truncation(&self) -> Option<MediaError> {
         let clip = self.pipeline.as_ref()?;
@@ -655,9 +649,20 @@ impl Decoder {
                         hardware: klass.contains(&"Hardware")
                             || clip.hardware_names.contains(&name),
                         element: name,
+                        converted_from: None,
                     }
                 })
             });
+        // The caps reached videoconvert before this first picture did.
+        let converted_from = clip
+            .converted_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let found = found.map(|used| DecoderUsed {
+            converted_from,
+            ..used
+        });
         tracing::info!(path = %self.path.display(), decoder = ?found, "decoding");
         clip.decoder_used = found;
     }

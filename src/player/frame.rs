@@ -8,8 +8,6 @@ use std::time::Duration;
 use gstreamer_video::VideoFrameExt;
 
 /// How a picture's bytes are laid out in planes.
-///
-/// The shader ids match the `LAYOUT_*` constants in `shaders/layer.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PlaneLayout {
     /// Y plane, then one interleaved UV plane at half resolution.
@@ -21,12 +19,13 @@ pub enum PlaneLayout {
 }
 
 impl PlaneLayout {
-    /// The `LAYOUT_*` constant of `shaders/layer.wgsl`.
-    pub fn shader_id(self) -> u32 {
+    /// `layout_weights` of `shaders/layer.wgsl`: one-hot, x NV12, y I420,
+    /// z RGBA (weights rather than a branch; see the shader's header).
+    pub fn shader_weights(self) -> [f32; 4] {
         match self {
-            PlaneLayout::Nv12 => 0,
-            PlaneLayout::I420 => 1,
-            PlaneLayout::Rgba => 2,
+            PlaneLayout::Nv12 => [1.0, 0.0, 0.0, 0.0],
+            PlaneLayout::I420 => [0.0, 1.0, 0.0, 0.0],
+            PlaneLayout::Rgba => [0.0, 0.0, 1.0, 0.0],
         }
     }
 }

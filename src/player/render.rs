@@ -13,8 +13,6 @@ use super::text::{TextOverlay, TextRequest};
 use crate::manifest::Fit;
 
 /// Clockwise rotation of the whole picture on the output (portrait screens).
-///
-/// The shader ids match the `ROTATION_*` constants in `shaders/layer.wgsl`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Rotation {
     /// Landscape, as composed.
@@ -40,13 +38,17 @@ impl Rotation {
         }
     }
 
-    /// The `ROTATION_*` constant of `shaders/layer.wgsl`.
-    pub fn shader_id(self) -> u32 {
+    /// `uv_row_x` and `uv_row_y` of `shaders/layer.wgsl`: the rows of the
+    /// 2×3 matrix taking a point q of the picture's on-screen rectangle
+    /// (0..1, y down) to its texture coordinates. Turning the picture
+    /// clockwise by 90° puts texture point (u, v) at (1 − v, u) on screen,
+    /// so the inverse reads (u, v) = (q.y, 1 − q.x).
+    pub fn uv_rows(self) -> [[f32; 4]; 2] {
         match self {
-            Rotation::R0 => 0,
-            Rotation::R90 => 1,
-            Rotation::R180 => 2,
-            Rotation::R270 => 3,
+            Rotation::R0 => [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+            Rotation::R90 => [[0.0, 1.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0]],
+            Rotation::R180 => [[-1.0, 0.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0]],
+            Rotation::R270 => [[0.0, -1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]],
         }
     }
 
@@ -64,15 +66,14 @@ struct LayerUniform {
     row_g: [f32; 4],
     row_b: [f32; 4],
     letterbox: [f32; 4],
+    layout_weights: [f32; 4],
+    uv_row_x: [f32; 4],
+    uv_row_y: [f32; 4],
     quad_center: [f32; 2],
     quad_scale: [f32; 2],
     opacity: f32,
-    plane_layout: u32,
-    rotation: u32,
-    _pad: u32,
+    _pad: [f32; 3],
 }
-
-const LAYOUT_SOLID: u32 = 3;
 
 /// A uniform buffer and the bind group that draws one layer.
 struct LayerBinding {
@@ -141,6 +142,7 @@ pub struct Renderer {
     output_format: wgpu::TextureFormat,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline: wgpu::RenderPipeline,
+    solid_pipeline: wgpu::RenderPipeline,
     sampler: wgpu::Sampler,
     placeholder: wgpu::TextureView,
     letterbox: [f32; 4],
@@ -148,6 +150,7 @@ pub struct Renderer {
     /// Composition target when the output is rotated, and its blit layer.
     rotated: Option<(wgpu::Texture, LayerBinding, (u32, u32))>,
     text: TextOverlay,
+    last_submission: Option<wgpu::SubmissionIndex>,
 }
 
 impl Renderer {
@@ -203,32 +206,36 @@ impl Renderer {
             bind_group_layouts: &[Some(&bind_group_layout)],
             immediate_size: 0,
         });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("layer"),
-            layout: Some(&layout),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: output_format,
-                    // Opacity 1 replaces what is below; less mixes (crossfade).
-                    blend: Some(wgpu::BlendState::ALPHA_BLENDING),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let make_pipeline = |fragment_entry: &str| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(fragment_entry),
+                layout: Some(&layout),
+                vertex: wgpu::VertexState {
+                    module: &module,
+                    entry_point: Some("vs_main"),
+                    compilation_options: Default::default(),
+                    buffers: &[],
+                },
+                primitive: wgpu::PrimitiveState::default(),
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &module,
+                    entry_point: Some(fragment_entry),
+                    compilation_options: Default::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: output_format,
+                        // Opacity 1 replaces what is below; less mixes (crossfade).
+                        blend: Some(wgpu::BlendState::ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let pipeline = make_pipeline("fs_main");
+        let solid_pipeline = make_pipeline("fs_solid");
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("planes"),
             address_mode_u: wgpu::AddressMode::ClampToEdge,
@@ -272,18 +279,26 @@ impl Renderer {
             output_format,
             bind_group_layout,
             pipeline,
+            solid_pipeline,
             sampler,
             placeholder,
             letterbox,
             band,
             rotated: None,
             text,
+            last_submission: None,
         }
     }
 
     /// The texture format this renderer draws into.
     pub fn output_format(&self) -> wgpu::TextureFormat {
         self.output_format
+    }
+
+    /// The submission of the last rendered frame: outputs that are not
+    /// paced by a display wait on it to bound the frames in flight.
+    pub fn last_submission(&self) -> Option<wgpu::SubmissionIndex> {
+        self.last_submission.clone()
     }
 
     /// The device it renders with.
@@ -429,12 +444,13 @@ impl Renderer {
                     row_g: [0.0, 1.0, 0.0, 0.0],
                     row_b: [0.0, 0.0, 1.0, 0.0],
                     letterbox: self.letterbox,
+                    layout_weights: PlaneLayout::Rgba.shader_weights(),
+                    uv_row_x: rotation.uv_rows()[0],
+                    uv_row_y: rotation.uv_rows()[1],
                     quad_center: [0.5, 0.5],
                     quad_scale: [1.0, 1.0],
                     opacity: 1.0,
-                    plane_layout: PlaneLayout::Rgba.shader_id(),
-                    rotation: rotation.shader_id(),
-                    _pad: 0,
+                    _pad: [0.0; 3],
                 }),
             );
             self.compose(&mut encoder, &composed, logical, scene, seconds);
@@ -446,7 +462,7 @@ impl Renderer {
             pass.set_bind_group(0, &blit.bind_group, &[]);
             pass.draw(0..3, 0..1);
         }
-        self.queue.submit(Some(encoder.finish()));
+        self.last_submission = Some(self.queue.submit(Some(encoder.finish())));
         self.text.trim();
     }
 
@@ -491,10 +507,10 @@ impl Renderer {
                 continue;
             };
             let [row_r, row_g, row_b] = layer.picture.colour_rows;
-            let plane_layout = layer
+            let layout_weights = layer
                 .picture
                 .key
-                .map(|k| k.2.shader_id())
+                .map(|k| k.2.shader_weights())
                 .unwrap_or_default();
             self.queue.write_buffer(
                 &binding.uniform,
@@ -504,12 +520,13 @@ impl Renderer {
                     row_g,
                     row_b,
                     letterbox: self.letterbox,
+                    layout_weights,
+                    uv_row_x: Rotation::R0.uv_rows()[0],
+                    uv_row_y: Rotation::R0.uv_rows()[1],
                     quad_center: [0.5, 0.5],
                     quad_scale: fit_scale((w, h), size, layer.fit),
                     opacity: layer.opacity.clamp(0.0, 1.0),
-                    plane_layout,
-                    rotation: Rotation::R0.shader_id(),
-                    _pad: 0,
+                    _pad: [0.0; 3],
                 }),
             );
         }
@@ -525,12 +542,13 @@ impl Renderer {
                     row_g: [0.0; 4],
                     row_b: [0.0; 4],
                     letterbox: band.colour,
+                    layout_weights: [0.0; 4],
+                    uv_row_x: [0.0; 4],
+                    uv_row_y: [0.0; 4],
                     quad_center: [0.5, band.center_y],
                     quad_scale: [1.0, 1.0 / band.height],
                     opacity: 1.0,
-                    plane_layout: LAYOUT_SOLID,
-                    rotation: 0,
-                    _pad: 0,
+                    _pad: [0.0; 3],
                 }),
             );
         }
@@ -543,6 +561,7 @@ impl Renderer {
             }
         }
         if band.is_some() {
+            pass.set_pipeline(&self.solid_pipeline);
             pass.set_bind_group(0, &self.band.bind_group, &[]);
             pass.draw(0..3, 0..1);
         }
@@ -637,8 +656,8 @@ mod tests {
 
     #[test]
     fn uniform_matches_the_wgsl_struct_size() {
-        // WGSL `Layer`: four vec4, two vec2, four 32-bit scalars.
-        assert_eq!(size_of::<LayerUniform>(), 96);
+        // WGSL `Layer`: seven vec4, two vec2, four 32-bit scalars.
+        assert_eq!(size_of::<LayerUniform>(), 144);
     }
 
     #[test]

@@ -501,3 +501,65 @@ fn the_engine_asks_for_the_next_item_while_the_current_one_plays() {
     );
     assert_eq!(stats.black_frames, 0);
 }
+
+/// Records the decoder each started item reported.
+struct DecoderProbe {
+    inner: FileListSource,
+    decoders: std::sync::Arc<std::sync::Mutex<Vec<Option<ekran::player::DecoderUsed>>>>,
+}
+
+impl ekran::player::Source for DecoderProbe {
+    fn next_item(&mut self) -> ekran::player::NextItem {
+        self.inner.next_item()
+    }
+
+    fn on_event(&mut self, event: EngineEvent) {
+        if let EngineEvent::Started { decoder, .. } = &event {
+            self.decoders.lock().expect("lock").push(decoder.clone());
+        }
+        self.inner.on_event(event);
+    }
+}
+
+#[test]
+fn clips_with_audio_play_muted_and_odd_formats_take_the_logged_conversion() {
+    let decoders = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let files = vec![
+        media::clip("with-audio-vp9"),
+        media::clip("y444-h264"),
+        media::clip(media::RED_H264),
+    ];
+    let source = DecoderProbe {
+        inner: FileListSource::new(files, Duration::from_secs(1), Fit::Contain, false),
+        decoders: decoders.clone(),
+    };
+    let config = HeadlessConfig {
+        size: (160, 120),
+        ..HeadlessConfig::default()
+    };
+    let stats = run_headless(Box::new(source), EngineConfig::default(), &config, None).unwrap();
+    assert!(
+        stats.items.iter().all(|i| i.outcome == Outcome::Completed),
+        "{stats:#?}"
+    );
+    assert_eq!(stats.items[0].frames_presented, 25, "{stats:#?}");
+    let decoders = decoders.lock().unwrap().clone();
+    let decoders: Vec<_> = decoders
+        .into_iter()
+        .map(|d| d.expect("clip decoder"))
+        .collect();
+    // The audio stream is neither decoded nor played: the decoder found is
+    // the video one.
+    assert!(decoders[0].element.contains("vp9"), "{decoders:?}");
+    assert_eq!(decoders[0].converted_from, None);
+    // 4:4:4 is neither NV12 nor I420: converted on the CPU, and said so.
+    assert_eq!(
+        decoders[1].converted_from.as_deref(),
+        Some("Y444"),
+        "{decoders:?}"
+    );
+    assert_eq!(
+        decoders[2].converted_from, None,
+        "NV12/I420 go up untouched"
+    );
+}

@@ -44,9 +44,23 @@ fn recipe(name: &str) -> (&'static str, String) {
         ),
         "faststart-h264" => (
             "mp4",
-            "videotestsrc pattern=ball num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 \
+            "videotestsrc pattern=ball num-buffers=50 ! video/x-raw,format=I420,width=320,height=240,framerate=25/1 \
              ! x264enc ! mp4mux faststart=true"
                 .into(),
+        ),
+        "with-audio-vp9" => (
+            "webm",
+            // Two branches into one muxer: the file sink goes right after
+            // the muxer, where OUTPUT stands.
+            "webmmux name=mux ! filesink location=OUTPUT \
+             videotestsrc pattern=solid-color foreground-color=0xFF00FF00 num-buffers=25 \
+             ! video/x-raw,format=I420,width=160,height=120,framerate=25/1 ! vp9enc ! mux. \
+             audiotestsrc num-buffers=50 samplesperbuffer=960 ! audio/x-raw,rate=48000 ! opusenc ! mux."
+                .into(),
+        ),
+        "y444-h264" => (
+            "mp4",
+            solid("0xFFFF0000", 160, 120, 10, 25, "videoconvert ! video/x-raw,format=Y444 ! x264enc ! mp4mux"),
         ),
         other => panic!("no recipe for test clip {other}"),
     }
@@ -95,12 +109,17 @@ fn encode(name: &str, extension: &str, pipeline: &str) -> PathBuf {
         // never sees a half-written clip.
         let partial = fixture_dir().join(format!("{file}.{}.partial", std::process::id()));
         let mut args: Vec<String> = vec!["-q".into()];
-        args.extend(pipeline.split_whitespace().map(String::from));
-        args.extend([
-            "!".into(),
-            "filesink".into(),
-            format!("location={}", partial.display()),
-        ]);
+        let location = format!("location={}", partial.display());
+        args.extend(pipeline.split_whitespace().map(|word| {
+            if word == "location=OUTPUT" {
+                location.clone()
+            } else {
+                word.to_string()
+            }
+        }));
+        if !pipeline.contains("location=OUTPUT") {
+            args.extend(["!".into(), "filesink".into(), location]);
+        }
         let status = Command::new("gst-launch-1.0")
             .args(&args)
             .status()
@@ -117,12 +136,25 @@ fn encode(name: &str, extension: &str, pipeline: &str) -> PathBuf {
 
 /// A PNG still: left half `left`, right half `right`.
 pub fn still(name: &str, width: u32, height: u32, left: [u8; 3], right: [u8; 3]) -> PathBuf {
-    let path = fixture_dir().join(format!("{name}-{width}x{height}.png"));
+    still_as(name, "png", width, height, left, right)
+}
+
+/// Like [`still`], in the format the extension names (`png`, `jpg`).
+pub fn still_as(
+    name: &str,
+    extension: &str,
+    width: u32,
+    height: u32,
+    left: [u8; 3],
+    right: [u8; 3],
+) -> PathBuf {
+    let path = fixture_dir().join(format!("{name}-{width}x{height}.{extension}"));
     if !path.exists() {
         let image = image::RgbImage::from_fn(width, height, |x, _| {
             image::Rgb(if x < width / 2 { left } else { right })
         });
-        let partial = fixture_dir().join(format!("{name}.{}.partial.png", std::process::id()));
+        let partial =
+            fixture_dir().join(format!("{name}.{}.partial.{extension}", std::process::id()));
         image.save(&partial).expect("write still");
         std::fs::rename(&partial, &path).expect("rename still");
     }

@@ -130,6 +130,31 @@ fn contain_letterboxes_a_wide_still() {
 }
 
 #[test]
+fn jpeg_stills_show_like_png_ones() {
+    let jpeg = media::still_as("half-red-half-blue", "jpg", 200, 100, RED, BLUE);
+    let image = frame_at(
+        &jpeg,
+        Fit::Contain,
+        Rotation::R0,
+        (320, 240),
+        BLACK,
+        Duration::ZERO,
+    );
+    // JPEG is lossy: near, not equal, away from the colour edge.
+    assert!(
+        near(rgb(&image, 60, 120), RED, 10),
+        "{:?}",
+        rgb(&image, 60, 120)
+    );
+    assert!(
+        near(rgb(&image, 260, 120), BLUE, 10),
+        "{:?}",
+        rgb(&image, 260, 120)
+    );
+    assert_eq!(rgb(&image, 160, 20), BLACK);
+}
+
+#[test]
 fn cover_fills_the_screen_and_crops() {
     // 200x100 scaled to 480x240, 80 columns cut on each side.
     let image = frame_at(
