@@ -1,16 +1,16 @@
-// One full-screen layer of the composition: a decoded video frame (NV12 or
-// I420 planes, converted to RGB here) or an RGBA still, placed by
-// fit/rotation with a letterbox colour around it (`fs_main`); or a solid
-// rectangle such as the ticker band (`fs_solid`).
+// One full-screen layer of the composition: a decoded video frame (NV12:
+// `fs_nv12`, I420: `fs_i420`, converted to RGB here) or an RGBA still
+// (`fs_rgba`), placed by fit/rotation with a letterbox colour around it;
+// or a solid rectangle such as the ticker band (`fs_solid`). The entry
+// point is chosen per plane layout in `PlaneLayout::fragment_entry`.
 //
 // The `Layer` struct must match `LayerUniform` in src/player/render.rs
-// byte for byte; `layout_weights` is `PlaneLayout::shader_weights` and the
-// `uv_row_*` pair is `Rotation::uv_rows` there.
+// byte for byte; the `uv_row_*` pair is `Rotation::uv_rows` there.
 //
 // No branch depends on a uniform: lavapipe specialises (and recompiles)
 // shaders on uniform values that steer control flow, which cost a
-// compilation and ~6 target-sized allocations per frame. Layout and
-// rotation are therefore weights and a matrix, applied arithmetically.
+// compilation and ~6 target-sized allocations per frame. The layout is
+// therefore an entry point and the rotation a matrix.
 
 struct Layer {
     // Rows of the YUV -> RGB matrix; each is dotted with vec4(y, u, v, 1),
@@ -20,8 +20,6 @@ struct Layer {
     row_b: vec4<f32>,
     // Letterbox colour for content layers, fill colour for solid layers.
     letterbox: vec4<f32>,
-    // One-hot weights of the plane layouts: x NV12, y I420, z RGBA.
-    layout_weights: vec4<f32>,
     // Rows of the 2x3 matrix taking a point of the picture's rectangle on
     // screen (0..1, y down) to the picture's texture coordinates: this is
     // where the clockwise rotation lives.
@@ -75,19 +73,44 @@ fn yuv_to_rgb(yuv: vec3<f32>) -> vec3<f32> {
     return clamp(vec3<f32>(dot(layer.row_r, v), dot(layer.row_g, v), dot(layer.row_b, v)), vec3<f32>(0.0), vec3<f32>(1.0));
 }
 
-@fragment
-fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    let q = picture_point(in.screen_uv);
+// Texture coordinates of the picture under this fragment, and whether
+// the fragment is on the picture (else letterbox).
+struct Placement {
+    uv: vec2<f32>,
+    inside: bool,
+}
+
+fn place(screen_uv: vec2<f32>) -> Placement {
+    let q = picture_point(screen_uv);
     let p = vec3<f32>(clamp(q, vec2<f32>(0.0), vec2<f32>(1.0)), 1.0);
-    let uv = vec2<f32>(dot(layer.uv_row_x.xyz, p), dot(layer.uv_row_y.xyz, p));
-    let s0 = textureSample(plane0, plane_sampler, uv);
-    let s1 = textureSample(plane1, plane_sampler, uv);
-    let s2 = textureSample(plane2, plane_sampler, uv);
-    let w = layer.layout_weights;
-    let rgb = w.x * yuv_to_rgb(vec3<f32>(s0.r, s1.r, s1.g))
-        + w.y * yuv_to_rgb(vec3<f32>(s0.r, s1.r, s2.r))
-        + w.z * s0.rgb;
-    return vec4<f32>(select(layer.letterbox.rgb, rgb, is_inside(q)), layer.opacity);
+    return Placement(vec2<f32>(dot(layer.uv_row_x.xyz, p), dot(layer.uv_row_y.xyz, p)), is_inside(q));
+}
+
+fn finish(rgb: vec3<f32>, inside: bool) -> vec4<f32> {
+    return vec4<f32>(select(layer.letterbox.rgb, rgb, inside), layer.opacity);
+}
+
+@fragment
+fn fs_nv12(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = place(in.screen_uv);
+    let y = textureSample(plane0, plane_sampler, at.uv).r;
+    let uv = textureSample(plane1, plane_sampler, at.uv).rg;
+    return finish(yuv_to_rgb(vec3<f32>(y, uv)), at.inside);
+}
+
+@fragment
+fn fs_i420(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = place(in.screen_uv);
+    let y = textureSample(plane0, plane_sampler, at.uv).r;
+    let u = textureSample(plane1, plane_sampler, at.uv).r;
+    let v = textureSample(plane2, plane_sampler, at.uv).r;
+    return finish(yuv_to_rgb(vec3<f32>(y, u, v)), at.inside);
+}
+
+@fragment
+fn fs_rgba(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = place(in.screen_uv);
+    return finish(textureSample(plane0, plane_sampler, at.uv).rgb, at.inside);
 }
 
 @fragment

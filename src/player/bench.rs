@@ -22,7 +22,7 @@ use gstreamer_video as gst_video;
 use super::decode::{self, DecodeConfig};
 use super::engine::EngineConfig;
 use super::frame::{Colorimetry, Frame, Pixels, PlaneLayout};
-use super::headless::{HeadlessConfig, OffscreenTarget, run_headless};
+use super::headless::{HeadlessConfig, OffscreenTarget, run_headless, run_headless_on};
 use super::list::FileListSource;
 use super::render::{PictureTextures, Renderer};
 use super::text::TextOverlay;
@@ -220,9 +220,13 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
         max_duration: None,
         ..config
     };
+    // The device (and its llvmpipe threads) must outlive the second
+    // reading, or the threads' time is gone from /proc/self/task.
+    let target = OffscreenTarget::new(size)?;
     let before = cpu_times()?;
-    let stats = run_headless(source, EngineConfig::default(), &config, None)?;
+    let stats = run_headless_on(&target, source, EngineConfig::default(), &config, None)?;
     let play = cpu_times()?.since(&before);
+    drop(target);
     let failed = stats.items.iter().filter(|i| i.error.is_some()).count();
     if failed > 0 {
         return Err(BenchError::ItemsFailed(failed));

@@ -19,15 +19,17 @@ pub enum PlaneLayout {
 }
 
 impl PlaneLayout {
-    /// `layout_weights` of `shaders/layer.wgsl`: one-hot, x NV12, y I420,
-    /// z RGBA (weights rather than a branch; see the shader's header).
-    pub fn shader_weights(self) -> [f32; 4] {
+    /// The fragment entry point of `shaders/layer.wgsl` that converts it.
+    pub fn fragment_entry(self) -> &'static str {
         match self {
-            PlaneLayout::Nv12 => [1.0, 0.0, 0.0, 0.0],
-            PlaneLayout::I420 => [0.0, 1.0, 0.0, 0.0],
-            PlaneLayout::Rgba => [0.0, 0.0, 1.0, 0.0],
+            PlaneLayout::Nv12 => "fs_nv12",
+            PlaneLayout::I420 => "fs_i420",
+            PlaneLayout::Rgba => "fs_rgba",
         }
     }
+
+    /// Every layout, in a fixed order.
+    pub const ALL: [PlaneLayout; 3] = [PlaneLayout::Nv12, PlaneLayout::I420, PlaneLayout::Rgba];
 }
 
 /// The YUV → RGB matrix a stream was encoded with.

@@ -66,7 +66,6 @@ struct LayerUniform {
     row_g: [f32; 4],
     row_b: [f32; 4],
     letterbox: [f32; 4],
-    layout_weights: [f32; 4],
     uv_row_x: [f32; 4],
     uv_row_y: [f32; 4],
     quad_center: [f32; 2],
@@ -141,7 +140,8 @@ pub struct Renderer {
     queue: wgpu::Queue,
     output_format: wgpu::TextureFormat,
     bind_group_layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::RenderPipeline,
+    /// Per [`PlaneLayout::ALL`] entry: `[opaque, blending]`.
+    layer_pipelines: [[wgpu::RenderPipeline; 2]; 3],
     solid_pipeline: wgpu::RenderPipeline,
     sampler: wgpu::Sampler,
     placeholder: wgpu::TextureView,
@@ -206,7 +206,7 @@ impl Renderer {
             bind_group_layouts: &[Some(&bind_group_layout)],
             immediate_size: 0,
         });
-        let make_pipeline = |fragment_entry: &str| {
+        let make_pipeline = |fragment_entry: &str, blend: wgpu::BlendState| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some(fragment_entry),
                 layout: Some(&layout),
@@ -225,8 +225,7 @@ impl Renderer {
                     compilation_options: Default::default(),
                     targets: &[Some(wgpu::ColorTargetState {
                         format: output_format,
-                        // Opacity 1 replaces what is below; less mixes (crossfade).
-                        blend: Some(wgpu::BlendState::ALPHA_BLENDING),
+                        blend: Some(blend),
                         write_mask: wgpu::ColorWrites::ALL,
                     })],
                 }),
@@ -234,8 +233,18 @@ impl Renderer {
                 cache: None,
             })
         };
-        let pipeline = make_pipeline("fs_main");
-        let solid_pipeline = make_pipeline("fs_solid");
+        // Opaque layers replace what is below without reading it (on a
+        // software rasterizer, blending a 1080p frame costs milliseconds);
+        // translucent ones (crossfade, ticker band) mix.
+        // One pipeline per plane layout (no uniform-steered branch, and no
+        // sampling of planes a layout lacks), opaque and blending.
+        let layer_pipelines = PlaneLayout::ALL.map(|layout| {
+            [
+                make_pipeline(layout.fragment_entry(), wgpu::BlendState::REPLACE),
+                make_pipeline(layout.fragment_entry(), wgpu::BlendState::ALPHA_BLENDING),
+            ]
+        });
+        let solid_pipeline = make_pipeline("fs_solid", wgpu::BlendState::ALPHA_BLENDING);
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("planes"),
             address_mode_u: wgpu::AddressMode::ClampToEdge,
@@ -278,7 +287,7 @@ impl Renderer {
             queue: queue.clone(),
             output_format,
             bind_group_layout,
-            pipeline,
+            layer_pipelines,
             solid_pipeline,
             sampler,
             placeholder,
@@ -288,6 +297,14 @@ impl Renderer {
             text,
             last_submission: None,
         }
+    }
+
+    fn layer_pipeline(&self, layout: PlaneLayout, opacity: f32) -> &wgpu::RenderPipeline {
+        let index = PlaneLayout::ALL
+            .iter()
+            .position(|l| *l == layout)
+            .unwrap_or(0);
+        &self.layer_pipelines[index][usize::from(opacity < 1.0)]
     }
 
     /// The texture format this renderer draws into.
@@ -444,7 +461,6 @@ impl Renderer {
                     row_g: [0.0, 1.0, 0.0, 0.0],
                     row_b: [0.0, 0.0, 1.0, 0.0],
                     letterbox: self.letterbox,
-                    layout_weights: PlaneLayout::Rgba.shader_weights(),
                     uv_row_x: rotation.uv_rows()[0],
                     uv_row_y: rotation.uv_rows()[1],
                     quad_center: [0.5, 0.5],
@@ -457,8 +473,9 @@ impl Renderer {
             let Some((_, blit, _)) = &self.rotated else {
                 return;
             };
-            let mut pass = begin_pass(&mut encoder, view, self.letterbox, "rotate");
-            pass.set_pipeline(&self.pipeline);
+            // The blit covers every pixel: nothing to clear.
+            let mut pass = begin_pass(&mut encoder, view, None, "rotate");
+            pass.set_pipeline(self.layer_pipeline(PlaneLayout::Rgba, 1.0));
             pass.set_bind_group(0, &blit.bind_group, &[]);
             pass.draw(0..3, 0..1);
         }
@@ -507,11 +524,7 @@ impl Renderer {
                 continue;
             };
             let [row_r, row_g, row_b] = layer.picture.colour_rows;
-            let layout_weights = layer
-                .picture
-                .key
-                .map(|k| k.2.shader_weights())
-                .unwrap_or_default();
+
             self.queue.write_buffer(
                 &binding.uniform,
                 0,
@@ -520,7 +533,6 @@ impl Renderer {
                     row_g,
                     row_b,
                     letterbox: self.letterbox,
-                    layout_weights,
                     uv_row_x: Rotation::R0.uv_rows()[0],
                     uv_row_y: Rotation::R0.uv_rows()[1],
                     quad_center: [0.5, 0.5],
@@ -542,7 +554,6 @@ impl Renderer {
                     row_g: [0.0; 4],
                     row_b: [0.0; 4],
                     letterbox: band.colour,
-                    layout_weights: [0.0; 4],
                     uv_row_x: [0.0; 4],
                     uv_row_y: [0.0; 4],
                     quad_center: [0.5, band.center_y],
@@ -552,13 +563,25 @@ impl Renderer {
                 }),
             );
         }
-        let mut pass = begin_pass(encoder, view, self.letterbox, "compose");
-        pass.set_pipeline(&self.pipeline);
-        for layer in scene.layers {
-            if let Some(binding) = &layer.picture.binding {
-                pass.set_bind_group(0, &binding.bind_group, &[]);
-                pass.draw(0..3, 0..1);
-            }
+        let drawable: Vec<(&LayerBinding, PlaneLayout, f32)> = scene
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                let layout = layer.picture.key?.2;
+                Some((layer.picture.binding.as_ref()?, layout, layer.opacity))
+            })
+            .collect();
+        // A full-screen opaque first layer (letterbox included) writes every
+        // pixel, so the target needs no clear.
+        let covered = drawable
+            .first()
+            .is_some_and(|(_, _, opacity)| *opacity >= 1.0);
+        let clear = (!covered).then_some(self.letterbox);
+        let mut pass = begin_pass(encoder, view, clear, "compose");
+        for (binding, layout, opacity) in drawable {
+            pass.set_pipeline(self.layer_pipeline(layout, opacity));
+            pass.set_bind_group(0, &binding.bind_group, &[]);
+            pass.draw(0..3, 0..1);
         }
         if band.is_some() {
             pass.set_pipeline(&self.solid_pipeline);
@@ -609,12 +632,23 @@ fn make_binding(
     }
 }
 
+/// A pass over `view`, cleared to `clear` or (`None`) loading what is
+/// there because the first draw overwrites every pixel anyway.
 fn begin_pass<'e>(
     encoder: &'e mut wgpu::CommandEncoder,
     view: &wgpu::TextureView,
-    clear: [f32; 4],
+    clear: Option<[f32; 4]>,
     label: &str,
 ) -> wgpu::RenderPass<'e> {
+    let load = match clear {
+        Some(clear) => wgpu::LoadOp::Clear(wgpu::Color {
+            r: f64::from(clear[0]),
+            g: f64::from(clear[1]),
+            b: f64::from(clear[2]),
+            a: 1.0,
+        }),
+        None => wgpu::LoadOp::Load,
+    };
     encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
         label: Some(label),
         color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -622,12 +656,7 @@ fn begin_pass<'e>(
             depth_slice: None,
             resolve_target: None,
             ops: wgpu::Operations {
-                load: wgpu::LoadOp::Clear(wgpu::Color {
-                    r: f64::from(clear[0]),
-                    g: f64::from(clear[1]),
-                    b: f64::from(clear[2]),
-                    a: 1.0,
-                }),
+                load,
                 store: wgpu::StoreOp::Store,
             },
         })],
@@ -656,8 +685,8 @@ mod tests {
 
     #[test]
     fn uniform_matches_the_wgsl_struct_size() {
-        // WGSL `Layer`: seven vec4, two vec2, four 32-bit scalars.
-        assert_eq!(size_of::<LayerUniform>(), 144);
+        // WGSL `Layer`: six vec4, two vec2, four 32-bit scalars.
+        assert_eq!(size_of::<LayerUniform>(), 128);
     }
 
     #[test]
