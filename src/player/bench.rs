@@ -195,7 +195,10 @@ fn per_frame(time: Duration, frames: u64) -> f64 {
 /// `uridecodebin3 ! fakesink sync=false`.
 pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuComparison, BenchError> {
     decode::prefer_hardware_decoders(&DecodeConfig::default().hardware_decoders)?;
-    // Warm up once (shader compilation, plugin loading) outside the count.
+    // The device (and its llvmpipe threads) must outlive the second
+    // reading, or the threads' time is gone from /proc/self/task; the
+    // warm-up (shader compilation, plugin loading) runs on it too.
+    let target = OffscreenTarget::new(size)?;
     let warmup = Box::new(FileListSource::new(
         vec![clip.to_owned()],
         Duration::ZERO,
@@ -208,7 +211,7 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
         max_duration: Some(Duration::from_millis(200)),
         ..HeadlessConfig::default()
     };
-    run_headless(warmup, EngineConfig::default(), &config, None)?;
+    run_headless_on(&target, warmup, EngineConfig::default(), &config, None)?;
 
     let source = Box::new(FileListSource::new(
         vec![clip.to_owned()],
@@ -220,9 +223,6 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
         max_duration: None,
         ..config
     };
-    // The device (and its llvmpipe threads) must outlive the second
-    // reading, or the threads' time is gone from /proc/self/task.
-    let target = OffscreenTarget::new(size)?;
     let before = cpu_times()?;
     let stats = run_headless_on(&target, source, EngineConfig::default(), &config, None)?;
     let play = cpu_times()?.since(&before);
@@ -252,8 +252,10 @@ fn decode_only(clip: &Path) -> Result<u64, BenchError> {
     let absolute = std::fs::canonicalize(clip).map_err(|e| BenchError::Baseline(e.to_string()))?;
     let uri = gst::glib::filename_to_uri(&absolute, None)
         .map_err(|e| BenchError::Baseline(e.to_string()))?;
+    // The same decoding bin as playback, so the same decoder is chosen.
     let description = format!(
-        "uridecodebin3 uri=\"{uri}\" caps=video/x-raw ! fakesink name=sink sync=false signal-handoffs=true"
+        "{} uri=\"{uri}\" caps=video/x-raw ! fakesink name=sink sync=false signal-handoffs=true",
+        decode::default_decodebin()
     );
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| BenchError::Baseline(e.to_string()))?
@@ -275,7 +277,7 @@ fn decode_only(clip: &Path) -> Result<u64, BenchError> {
         .ok_or_else(|| BenchError::Baseline("no bus".into()))?;
     let result = match bus
         .timed_pop_filtered(
-            gst::ClockTime::from_seconds(600),
+            gst::ClockTime::from_seconds(120),
             &[gst::MessageType::Eos, gst::MessageType::Error],
         )
         .map(|m| m.view().clone_error())
