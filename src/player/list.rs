@@ -17,8 +17,9 @@ pub struct FileListSource {
     position: usize,
     next_play: u64,
     controls: Vec<Control>,
-    /// Events as they came, for whoever wants them after the run.
-    events: Arc<Mutex<Vec<EngineEvent>>>,
+    /// Events as they came, kept only once someone asked for them (a
+    /// looped run would otherwise keep every event forever).
+    events: Option<Arc<Mutex<Vec<EngineEvent>>>>,
     started_this_round: bool,
 }
 
@@ -34,7 +35,7 @@ impl FileListSource {
             position: 0,
             next_play: 1,
             controls: Vec::new(),
-            events: Arc::new(Mutex::new(Vec::new())),
+            events: None,
             started_this_round: false,
         }
     }
@@ -46,9 +47,10 @@ impl FileListSource {
         self
     }
 
-    /// A handle on the events the engine reports, readable after the run.
-    pub fn events(&self) -> Arc<Mutex<Vec<EngineEvent>>> {
-        self.events.clone()
+    /// Starts keeping the events the engine reports; the handle reads
+    /// them during or after the run.
+    pub fn events(&mut self) -> Arc<Mutex<Vec<EngineEvent>>> {
+        self.events.get_or_insert_with(Default::default).clone()
     }
 }
 
@@ -92,10 +94,9 @@ impl Source for FileListSource {
         if matches!(event, EngineEvent::Started { .. }) {
             self.started_this_round = true;
         }
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+        if let Some(events) = &self.events {
+            events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        }
     }
 
     fn poll_control(&mut self) -> Option<Control> {

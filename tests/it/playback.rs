@@ -196,7 +196,7 @@ fn broken_truncated_and_missing_items_fail_and_the_rest_play() {
         PathBuf::from("/nonexistent/clip.mp4"),
         media::clip(media::BLUE_H264),
     ];
-    let source = FileListSource::new(files, Duration::from_secs(1), Fit::Contain, false);
+    let mut source = FileListSource::new(files, Duration::from_secs(1), Fit::Contain, false);
     let events = source.events();
     let config = HeadlessConfig {
         size: (160, 120),
