@@ -57,7 +57,12 @@ enum Command {
     Report(server::ReportCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
-    Play(play::PlayArgs),
+    // Boxed: its many options would make every other variant as large.
+    Play(Box<play::PlayArgs>),
+    /// Measure performance against baselines (SPEC §9).
+    #[cfg(feature = "player")]
+    #[command(subcommand)]
+    Bench(play::BenchCmd),
 }
 
 /// Parses the command line, installs the log subscriber and runs the command.
@@ -80,7 +85,9 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "server")]
         Command::Report(cmd) => server::run_report(cmd),
         #[cfg(feature = "player")]
-        Command::Play(args) => play::run(args),
+        Command::Play(args) => play::run(*args),
+        #[cfg(feature = "player")]
+        Command::Bench(cmd) => play::run_bench(cmd),
     };
     match result {
         Ok(code) => code,
