@@ -22,6 +22,11 @@
 //! - [`pop`]: proof-of-play records, their hash chain and signatures, and the
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
 //!
+//! Player sync agent (feature `agent`, included in `player`):
+//! - [`agent`]: the player's config file, boot to play (accepted manifests
+//!   on disk), the content-addressed media cache and its downloads, the
+//!   durable proof-of-play journal and its upload loop, the systemd watchdog.
+//!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and calls
 //! into these modules; it alone uses `anyhow`.
 
@@ -33,6 +38,8 @@ pub mod pop;
 pub mod schedule;
 pub mod trust;
 
+#[cfg(feature = "agent")]
+pub mod agent;
 #[cfg(feature = "player")]
 pub mod player;
 #[cfg(feature = "server")]

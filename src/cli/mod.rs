@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "agent")]
+mod agent;
 mod keys;
 mod manifest;
 #[cfg(feature = "player")]
@@ -55,6 +57,10 @@ enum Command {
     #[cfg(feature = "server")]
     #[command(subcommand)]
     Report(server::ReportCmd),
+    /// Helpers around the player's sync agent (crash-test workloads).
+    #[cfg(feature = "agent")]
+    #[command(subcommand, hide = true)]
+    Agent(agent::AgentCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
     // Boxed: its many options would make every other variant as large.
@@ -84,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Push(args) => server::run_push(args),
         #[cfg(feature = "server")]
         Command::Report(cmd) => server::run_report(cmd),
+        #[cfg(feature = "agent")]
+        Command::Agent(cmd) => agent::run(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(*args),
         #[cfg(feature = "player")]
