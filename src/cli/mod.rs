@@ -67,7 +67,12 @@ enum Command {
     Bench(server::BenchCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
-    Play(play::PlayArgs),
+    // Boxed: its many options would make every other variant as large.
+    Play(Box<play::PlayArgs>),
+    /// Measure performance against baselines (SPEC §9).
+    #[cfg(feature = "player")]
+    #[command(subcommand)]
+    Bench(play::BenchCmd),
 }
 
 /// Parses the command line, installs the log subscriber and runs the command.
@@ -94,7 +99,9 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "server")]
         Command::Bench(cmd) => server::run_bench(cmd),
         #[cfg(feature = "player")]
-        Command::Play(args) => play::run(args),
+        Command::Play(args) => play::run(*args),
+        #[cfg(feature = "player")]
+        Command::Bench(cmd) => play::run_bench(cmd),
     };
     match result {
         Ok(code) => code,

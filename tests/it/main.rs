@@ -29,6 +29,14 @@ mod agent_watchdog;
 mod cli_keys_manifest;
 mod deploy;
 mod dsse;
+#[cfg(feature = "player")]
+mod playback;
+#[cfg(feature = "player")]
+mod playback_media;
+#[cfg(feature = "player")]
+mod playback_render;
+#[cfg(feature = "player")]
+mod playback_window;
 mod playlist;
 mod pop;
 mod schedule;
