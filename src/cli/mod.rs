@@ -61,18 +61,26 @@ enum Command {
     #[cfg(feature = "agent")]
     #[command(subcommand, hide = true)]
     Agent(agent::AgentCmd),
-    /// Server benchmarks (PoP ingest ratio, 304 manifest fetches).
-    #[cfg(feature = "server")]
-    #[command(subcommand)]
-    Bench(server::BenchCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
     // Boxed: its many options would make every other variant as large.
     Play(Box<play::PlayArgs>),
-    /// Measure performance against baselines (SPEC §9).
-    #[cfg(feature = "player")]
+    /// Measure performance against baselines run in the same process (SPEC §9).
+    #[cfg(any(feature = "player", feature = "server"))]
     #[command(subcommand)]
-    Bench(play::BenchCmd),
+    Bench(BenchCmd),
+}
+
+/// `ekran bench …`: the player's and the server's benchmarks under one name.
+#[cfg(any(feature = "player", feature = "server"))]
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    #[cfg(feature = "player")]
+    #[command(flatten)]
+    Player(play::BenchCmd),
+    #[cfg(feature = "server")]
+    #[command(flatten)]
+    Server(server::BenchCmd),
 }
 
 /// Parses the command line, installs the log subscriber and runs the command.
@@ -96,12 +104,15 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => server::run_report(cmd),
         #[cfg(feature = "agent")]
         Command::Agent(cmd) => agent::run(cmd),
-        #[cfg(feature = "server")]
-        Command::Bench(cmd) => server::run_bench(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(*args),
-        #[cfg(feature = "player")]
-        Command::Bench(cmd) => play::run_bench(cmd),
+        #[cfg(any(feature = "player", feature = "server"))]
+        Command::Bench(cmd) => match cmd {
+            #[cfg(feature = "player")]
+            BenchCmd::Player(cmd) => play::run_bench(cmd),
+            #[cfg(feature = "server")]
+            BenchCmd::Server(cmd) => server::run_bench(cmd),
+        },
     };
     match result {
         Ok(code) => code,
