@@ -22,6 +22,22 @@
 //! - [`pop`]: proof-of-play records, their hash chain and signatures, and the
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
 //!
+//! Player sync agent (feature `agent`, included in `player`):
+//! - [`agent`]: the player's config file, boot to play (accepted manifests
+//!   on disk), the content-addressed media cache and its downloads, the
+//!   durable proof-of-play journal and its upload loop, the systemd watchdog.
+//!
+//! Playback engine (feature `player`):
+//! - [`player`]: one GStreamer pipeline per item (hardware decoders preferred
+//!   by rank), NV12/I420 planes uploaded into wgpu textures and converted in
+//!   WGSL (`shaders/`), gapless preroll and crossfade, stills, fit and
+//!   rotation, the ticker and pairing screen, window and headless outputs;
+//!   its own module map is in `src/player/mod.rs`.
+//!
+//! Server (feature `server`):
+//! - [`server`]: the HTTP API on axum (people, devices, media, publishing,
+//!   proof-of-play ingest, reports) over SQLite or PostgreSQL through sqlx.
+//!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and calls
 //! into these modules; it alone uses `anyhow`.
 
@@ -33,6 +49,8 @@ pub mod pop;
 pub mod schedule;
 pub mod trust;
 
+#[cfg(feature = "agent")]
+pub mod agent;
 #[cfg(feature = "player")]
 pub mod player;
 #[cfg(feature = "server")]

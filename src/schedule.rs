@@ -363,20 +363,37 @@ impl Scheduler {
         self.credits.get(id).copied().unwrap_or_default()
     }
 
-    /// Whether `item` has used up its plays in the clock hour starting at
-    /// `hour_start`.
-    fn capped(&self, item: &Item, hour_start: Timestamp) -> bool {
+    /// Plays of `item` that count toward its cap at `now`: those started in
+    /// the same local clock hour (same local date and hour) and less than an
+    /// hour ago. The second condition keeps a DST-repeated hour, whole or
+    /// half (Lord Howe), two hours.
+    fn plays_this_hour<'s>(
+        &'s self,
+        schedule: &'s Schedule<'_>,
+        item: &Item,
+        now: Timestamp,
+    ) -> impl Iterator<Item = Timestamp> + 's {
+        let here = schedule.local(now).datetime();
+        self.recent_plays
+            .get(&item.id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&start| {
+                let there = schedule.local(start).datetime();
+                start <= now
+                    && now.duration_since(start) < SignedDuration::from_hours(1)
+                    && there.date() == here.date()
+                    && there.hour() == here.hour()
+            })
+    }
+
+    /// Whether `item` has used up its plays in the local clock hour of `now`.
+    fn capped(&self, schedule: &Schedule<'_>, item: &Item, now: Timestamp) -> bool {
         let Some(cap) = item.max_plays_per_hour else {
             return false;
         };
-        let Some(plays) = self.recent_plays.get(&item.id) else {
-            return false;
-        };
-        let hour_end = hour_start + SignedDuration::from_hours(1);
-        let this_hour = plays
-            .iter()
-            .filter(|&&start| hour_start <= start && start < hour_end)
-            .count();
+        let this_hour = self.plays_this_hour(schedule, item, now).count();
         this_hour >= usize::try_from(cap).unwrap_or(usize::MAX)
     }
 
@@ -386,10 +403,9 @@ impl Scheduler {
         let items = &schedule.manifest().items;
         // Converted once: a time zone lookup per item would dominate.
         let local = schedule.local(now).datetime();
-        let hour_start = schedule.hour_start(now);
         let playable: Vec<usize> = (0..items.len())
             .filter(|&index| {
-                allows_at(&items[index], local) && !self.capped(&items[index], hour_start)
+                allows_at(&items[index], local) && !self.capped(schedule, &items[index], now)
             })
             .collect();
         let Some(top) = playable.iter().map(|&index| items[index].priority).max() else {
@@ -430,8 +446,12 @@ impl Scheduler {
             for window in &item.windows {
                 consider(schedule.instant(today, window.start));
             }
-            if self.capped(item, hour_start) {
+            if self.capped(schedule, item, now) {
+                // Freed at the next clock hour, or when its oldest play of
+                // this hour is an hour old (a repeated hour).
                 consider(Some(hour_start + SignedDuration::from_hours(1)));
+                let oldest = self.plays_this_hour(schedule, item, now).min();
+                consider(oldest.map(|start| start + SignedDuration::from_hours(1)));
             }
         }
         next

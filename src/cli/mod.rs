@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "agent")]
+mod agent;
 mod keys;
 mod manifest;
 #[cfg(feature = "player")]
@@ -55,13 +57,30 @@ enum Command {
     #[cfg(feature = "server")]
     #[command(subcommand)]
     Report(server::ReportCmd),
-    /// Server benchmarks (PoP ingest ratio, 304 manifest fetches).
-    #[cfg(feature = "server")]
-    #[command(subcommand)]
-    Bench(server::BenchCmd),
+    /// Helpers around the player's sync agent (crash-test workloads).
+    #[cfg(feature = "agent")]
+    #[command(subcommand, hide = true)]
+    Agent(agent::AgentCmd),
     /// Play local clips, stills or a playlist once (preview, box check).
     #[cfg(feature = "player")]
-    Play(play::PlayArgs),
+    // Boxed: its many options would make every other variant as large.
+    Play(Box<play::PlayArgs>),
+    /// Measure performance against baselines (SPEC §9).
+    #[cfg(any(feature = "player", feature = "server"))]
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+/// `ekran bench …`: the player's and the server's benchmarks side by side.
+#[cfg(any(feature = "player", feature = "server"))]
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    #[cfg(feature = "player")]
+    #[command(flatten)]
+    Player(play::BenchCmd),
+    #[cfg(feature = "server")]
+    #[command(flatten)]
+    Server(server::BenchCmd),
 }
 
 /// Parses the command line, installs the log subscriber and runs the command.
@@ -83,10 +102,14 @@ pub fn main() -> ExitCode {
         Command::Push(args) => server::run_push(args),
         #[cfg(feature = "server")]
         Command::Report(cmd) => server::run_report(cmd),
-        #[cfg(feature = "server")]
-        Command::Bench(cmd) => server::run_bench(cmd),
+        #[cfg(feature = "agent")]
+        Command::Agent(cmd) => agent::run(cmd),
         #[cfg(feature = "player")]
-        Command::Play(args) => play::run(args),
+        Command::Play(args) => play::run(*args),
+        #[cfg(feature = "player")]
+        Command::Bench(BenchCmd::Player(cmd)) => play::run_bench(cmd),
+        #[cfg(feature = "server")]
+        Command::Bench(BenchCmd::Server(cmd)) => server::run_bench(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,320 @@
-//! `ekran play …` (placeholder until its owner lands it).
+//! `ekran play`: plays local clips and stills once in order (or looped),
+//! in a fullscreen window or headless, for previewing content and checking
+//! a clip on a box before pushing it. Exit status 0 only if every item
+//! completed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
+use ekran::player::decode::{DEFAULT_HARDWARE_DECODERS, DecodeConfig};
+use ekran::player::headless::{HeadlessConfig, run_headless};
+use ekran::player::list::FileListSource;
+use ekran::player::window::{WindowConfig, run_window};
+use ekran::player::{Control, EngineConfig, Fit, Outcome, Rotation, RunStats, parse_size};
+
+/// Play local files (clips: MP4/MKV/WebM with H.264, HEVC, VP9; stills: PNG, JPEG).
 #[derive(Debug, clap::Args)]
-pub struct PlayArgs {}
+pub struct PlayArgs {
+    /// Files to play, in order.
+    #[arg(required = true, value_name = "ITEM")]
+    items: Vec<PathBuf>,
+    /// Render offscreen on a virtual clock instead of opening a window.
+    #[arg(long)]
+    headless: bool,
+    /// Output size for --headless (a window takes its screen's size).
+    #[arg(long, default_value = "1920x1080", value_name = "WxH")]
+    size: String,
+    /// Virtual refresh rate for --headless, in Hz.
+    #[arg(long, default_value_t = 60.0, value_name = "HZ")]
+    refresh: f64,
+    /// Rotate the whole picture clockwise (portrait screens).
+    #[arg(long, default_value_t = 0, value_name = "DEGREES")]
+    rotate: u32,
+    /// Crossfade between items, in milliseconds (0 cuts).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    crossfade: u64,
+    /// How pictures of another aspect ratio fill the screen.
+    #[arg(long, default_value = "contain", value_parser = ["contain", "cover"])]
+    fit: String,
+    /// How long stills stay on screen, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    still_seconds: f64,
+    /// Write PNG snapshots here (--headless).
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
+    /// Seconds of (virtual) time between snapshots.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    snapshot_every: f64,
+    /// Write per-item and run statistics as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    stats: Option<PathBuf>,
+    /// Start again after the last item (until interrupted).
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Scroll this text along the bottom edge.
+    #[arg(long, value_name = "TEXT")]
+    ticker: Option<String>,
+    /// Show this pairing code full screen instead of content.
+    #[arg(long, value_name = "CODE")]
+    pairing_code: Option<String>,
+    /// Font file for text (default: DejaVu Sans, else system fonts).
+    #[arg(long, value_name = "FILE")]
+    font: Option<PathBuf>,
+    /// Audio volume 0.0–1.0 (0: no audio at all).
+    #[arg(long, default_value_t = 0.0)]
+    volume: f64,
+    /// Hardware decoders to prefer, most preferred first (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ELEMENTS")]
+    hw_decoders: Option<Vec<String>>,
+    /// Decoding bin: uridecodebin3 or uridecodebin (default: by GStreamer version).
+    #[arg(long, value_parser = ["uridecodebin3", "uridecodebin"])]
+    decodebin: Option<String>,
+    /// An item fails when no picture arrives for this many seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    stall_seconds: f64,
+    /// Stop after this many seconds (virtual time in --headless).
+    #[arg(long, value_name = "SECONDS")]
+    max_seconds: Option<f64>,
+}
 
-pub fn run(_args: PlayArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
+    let rotation = Rotation::from_degrees(args.rotate)
+        .with_context(|| format!("--rotate {}: use 0, 90, 180 or 270", args.rotate))?;
+    let fit = if args.fit == "cover" {
+        Fit::Cover
+    } else {
+        Fit::Contain
+    };
+    let seconds = |value: f64, flag: &str| {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            anyhow::bail!("{flag} {value}: expected a number of seconds ≥ 0")
+        }
+    };
+    let engine_config = EngineConfig {
+        decode: DecodeConfig {
+            hardware_decoders: args.hw_decoders.clone().unwrap_or_else(|| {
+                DEFAULT_HARDWARE_DECODERS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }),
+            stall_timeout: seconds(args.stall_seconds, "--stall-seconds")?,
+            volume: args.volume.clamp(0.0, 1.0),
+            decodebin: args.decodebin.clone(),
+        },
+        crossfade: Duration::from_millis(args.crossfade),
+        rotation,
+        ..EngineConfig::default()
+    };
+    let mut controls = Vec::new();
+    if let Some(text) = &args.ticker {
+        controls.push(Control::Ticker(Some(text.clone())));
+    }
+    if let Some(code) = &args.pairing_code {
+        controls.push(Control::PairingCode(Some(code.clone())));
+    }
+    let source = FileListSource::new(
+        args.items.clone(),
+        seconds(args.still_seconds, "--still-seconds")?,
+        fit,
+        args.looped,
+    )
+    .with_controls(controls);
+    let max_duration = args
+        .max_seconds
+        .map(|s| seconds(s, "--max-seconds"))
+        .transpose()?;
+
+    let stats = if args.headless {
+        let config = HeadlessConfig {
+            size: parse_size(&args.size)?,
+            refresh_hz: args.refresh,
+            snapshot_dir: args.snapshot_dir.clone(),
+            snapshot_every: seconds(args.snapshot_every, "--snapshot-every")?,
+            max_duration,
+            font: args.font.clone(),
+            ..HeadlessConfig::default()
+        };
+        run_headless(Box::new(source), engine_config, &config, None)?
+    } else {
+        let config = WindowConfig {
+            font: args.font.clone(),
+            max_duration,
+            ..WindowConfig::default()
+        };
+        run_window(Box::new(source), engine_config, config)?
+    };
+    report(&args, &stats)
+}
+
+fn report(args: &PlayArgs, stats: &RunStats) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.stats {
+        let json = serde_json::to_string_pretty(stats)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write stats to {}", path.display()))?;
+    }
+    let failed: Vec<_> = stats
+        .items
+        .iter()
+        .filter(|i| i.outcome != Outcome::Completed)
+        .collect();
+    for item in &failed {
+        eprintln!(
+            "{}: {}",
+            item.path,
+            item.error.as_deref().unwrap_or("did not complete")
+        );
+    }
+    eprintln!(
+        "played {} item(s): {} completed, {} not; black frames {}, largest gap {:.1} ms",
+        stats.items.len(),
+        stats.items.len() - failed.len(),
+        failed.len(),
+        stats.black_frames,
+        stats.max_gap_ms
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Benchmarks (SPEC §9): ratios against baselines measured in the same run.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Playback CPU per frame vs decode-only, NV12 upload vs memcpy, RSS and fds over transitions.
+    Playback(BenchPlaybackArgs),
+}
+
+/// Options of `ekran bench playback`.
+#[derive(Debug, clap::Args)]
+pub struct BenchPlaybackArgs {
+    /// Clip to measure (default: a 1080p H.264 clip made with gst-launch-1.0).
+    #[arg(long, value_name = "FILE")]
+    clip: Option<PathBuf>,
+    /// Frames in the generated clip.
+    #[arg(long, default_value_t = 300)]
+    frames: u32,
+    /// Frame rate of the generated clip (also the headless refresh rate).
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Output size of the headless run.
+    #[arg(long, default_value = "1920x1080", value_name = "WxH")]
+    size: String,
+    /// NV12 1080p uploads to time.
+    #[arg(long, default_value_t = 200)]
+    uploads: u32,
+    /// Item transitions for the memory and descriptor check.
+    #[arg(long, default_value_t = 1000)]
+    transitions: u64,
+}
+
+pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
+    use ekran::player::bench;
+    let BenchCmd::Playback(args) = cmd;
+    let size = parse_size(&args.size)?;
+    let scratch = Scratch::new()?;
+    let clip = match &args.clip {
+        Some(clip) => clip.clone(),
+        None => {
+            let clip = scratch.path().join("bench-1080p.mp4");
+            eprintln!("encoding a {}-frame 1080p H.264 clip…", args.frames);
+            bench::make_clip(&clip, args.frames, args.fps, (1920, 1080))?;
+            clip
+        }
+    };
+
+    let cpu = bench::compare_cpu(&clip, size, f64::from(args.fps))?;
+    println!(
+        "clip {} decoded with {}",
+        clip.display(),
+        cpu.decoder.as_deref().unwrap_or("?")
+    );
+    println!(
+        "play --headless: {} frames, {:.2} ms CPU/frame ({:.2} ms without llvmpipe threads)",
+        cpu.frames_presented,
+        ms_per(cpu.play.total, cpu.frames_presented),
+        ms_per(cpu.play.without_rasterizer(), cpu.frames_presented)
+    );
+    println!(
+        "decode-only:     {} frames, {:.2} ms CPU/frame",
+        cpu.frames_decoded,
+        ms_per(cpu.decode_only, cpu.frames_decoded)
+    );
+    println!(
+        "ratio CPU/frame without rasterizer: {:.2} (target <= 1.3)",
+        cpu.ratio_without_rasterizer()
+    );
+    println!(
+        "ratio CPU/frame whole process:      {:.2}",
+        cpu.ratio_whole()
+    );
+
+    let upload = bench::compare_upload(args.uploads)?;
+    println!(
+        "NV12 1080p upload {:.3} ms vs memcpy {:.3} ms of {} bytes: ratio {:.2} (target <= 1.5)",
+        upload.upload.as_secs_f64() * 1000.0,
+        upload.memcpy.as_secs_f64() * 1000.0,
+        upload.bytes,
+        upload.ratio()
+    );
+
+    let short = [("a", "0xFFFF0000", 160, 120), ("b", "0xFF0000FF", 176, 144)];
+    let mut clips = Vec::new();
+    for (name, colour, w, h) in short {
+        let path = scratch.path().join(format!("short-{name}.mp4"));
+        let pipeline = format!(
+            "videotestsrc pattern=solid-color foreground-color={colour} num-buffers=3 \
+             ! video/x-raw,format=I420,width={w},height={h},framerate=25/1 ! x264enc ! mp4mux ! filesink location={}",
+            path.display()
+        );
+        let status = std::process::Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .status()?;
+        anyhow::ensure!(status.success(), "gst-launch-1.0 failed: {pipeline}");
+        clips.push(path);
+    }
+    let every = (args.transitions / 10).max(1);
+    let samples = bench::measure_transitions(clips, args.transitions, every)?;
+    for (transitions, rss, fds) in &samples.samples {
+        println!("after {transitions:>5} transitions: RSS {rss} KiB, {fds} open fds");
+    }
+    println!(
+        "growth after warm-up: RSS {:+} KiB, fds {:+}",
+        samples.rss_growth_kib(),
+        samples.fd_growth()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory for the benchmark's clips, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("ekran-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ms_per(time: Duration, frames: u64) -> f64 {
+    time.as_secs_f64() * 1000.0 / frames.max(1) as f64
 }

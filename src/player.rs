@@ -1,1 +1,0 @@
-//! The screen box: playback engine (GStreamer → wgpu) and, later, the sync agent.

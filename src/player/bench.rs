@@ -1,0 +1,503 @@
+//! The measurements behind `ekran bench playback` (SPEC §9), each as a
+//! ratio against a baseline run in the same process:
+//!
+//! - CPU-seconds per presented frame of headless play against a
+//!   decode-only GStreamer pipeline (same clip, same decoder choice,
+//!   `fakesink sync=false`). Process CPU comes from `/proc/self/stat`
+//!   (which keeps the time of threads that already ended); lavapipe's
+//!   rasterizer threads (`llvmpipe-N`) stand in for a GPU and are counted
+//!   apart from `/proc/self/task/*/stat`.
+//! - NV12 upload of a 1080p picture through the renderer against a memcpy
+//!   of the same bytes.
+//! - Resident memory and open file descriptors over many item transitions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+
+use super::decode::{self, DecodeConfig};
+use super::engine::EngineConfig;
+use super::frame::{Colorimetry, Frame, Pixels, PlaneLayout};
+use super::headless::{HeadlessConfig, OffscreenTarget, run_headless, run_headless_on};
+use super::list::FileListSource;
+use super::render::{PictureTextures, Renderer};
+use super::text::TextOverlay;
+use super::{EngineEvent, Fit, NextItem, PlayerError, Source};
+
+/// What can stop a benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// `/proc` could not be read (not Linux?).
+    #[error("cannot read {path}: {source}")]
+    Proc {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The playback side failed.
+    #[error(transparent)]
+    Player(#[from] PlayerError),
+    /// GStreamer is unusable.
+    #[error(transparent)]
+    Media(#[from] super::MediaError),
+    /// The decode-only baseline failed.
+    #[error("decode-only pipeline failed: {0}")]
+    Baseline(String),
+    /// Making the test clip failed.
+    #[error("cannot make the benchmark clip with gst-launch-1.0: {0}")]
+    Clip(String),
+    /// Items failed during the run, so the numbers would mean nothing.
+    #[error("{0} item(s) failed during the benchmark run; see the log")]
+    ItemsFailed(usize),
+}
+
+/// CPU time of this process, split into lavapipe's rasterizer and the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    /// All threads, including ones that have ended.
+    pub total: Duration,
+    /// Threads named `llvmpipe-*` (the software GPU).
+    pub rasterizer: Duration,
+}
+
+impl CpuTimes {
+    /// Time outside the rasterizer.
+    pub fn without_rasterizer(&self) -> Duration {
+        self.total.saturating_sub(self.rasterizer)
+    }
+
+    fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            total: self.total.saturating_sub(earlier.total),
+            rasterizer: self.rasterizer.saturating_sub(earlier.rasterizer),
+        }
+    }
+}
+
+/// Clock ticks per second of `/proc` CPU times (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+fn read(path: &Path) -> Result<String, BenchError> {
+    std::fs::read_to_string(path).map_err(|source| BenchError::Proc {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// utime + stime from a `stat` line (fields 14 and 15; the command name
+/// in parentheses may contain spaces, so count from its closing paren).
+fn stat_cpu(stat: &str) -> Option<Duration> {
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // after_name starts at field 3 (state): utime is field 14, stime 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_secs_f64((utime + stime) / USER_HZ))
+}
+
+/// This process's CPU time now.
+pub fn cpu_times() -> Result<CpuTimes, BenchError> {
+    let total = stat_cpu(&read(Path::new("/proc/self/stat"))?).unwrap_or_default();
+    let mut rasterizer = Duration::ZERO;
+    let tasks = Path::new("/proc/self/task");
+    let entries = std::fs::read_dir(tasks).map_err(|source| BenchError::Proc {
+        path: tasks.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("llvmpipe") {
+            // A thread may end between listing and reading: skip it.
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+                rasterizer += stat_cpu(&stat).unwrap_or_default();
+            }
+        }
+    }
+    Ok(CpuTimes { total, rasterizer })
+}
+
+/// Resident set size in KiB and the number of open file descriptors.
+pub fn rss_and_fds() -> Result<(u64, usize), BenchError> {
+    let status = read(Path::new("/proc/self/status"))?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    Ok((rss, fds))
+}
+
+/// Encodes the benchmark clip (H.264 1080p, moving picture) with gst-launch-1.0.
+pub fn make_clip(path: &Path, frames: u32, fps: u32, size: (u32, u32)) -> Result<(), BenchError> {
+    let pipeline = format!(
+        "videotestsrc pattern=ball num-buffers={frames} ! video/x-raw,format=I420,width={},height={},framerate={fps}/1 \
+         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
+        size.0,
+        size.1,
+        path.display()
+    );
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .status()
+        .map_err(|e| BenchError::Clip(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BenchError::Clip(format!("{status} for: {pipeline}")))
+    }
+}
+
+/// CPU per presented frame: headless play against decode-only.
+#[derive(Debug, Clone)]
+pub struct CpuComparison {
+    /// Frames presented by the headless run.
+    pub frames_presented: u64,
+    /// CPU of the headless run.
+    pub play: CpuTimes,
+    /// Frames the decode-only pipeline decoded.
+    pub frames_decoded: u64,
+    /// CPU of the decode-only run.
+    pub decode_only: Duration,
+    /// The decoder both used.
+    pub decoder: Option<String>,
+}
+
+impl CpuComparison {
+    /// Per-frame CPU outside the rasterizer, play ÷ decode-only (target ≤ 1.3).
+    pub fn ratio_without_rasterizer(&self) -> f64 {
+        per_frame(self.play.without_rasterizer(), self.frames_presented)
+            / per_frame(self.decode_only, self.frames_decoded)
+    }
+
+    /// Per-frame CPU of the whole process, play ÷ decode-only.
+    pub fn ratio_whole(&self) -> f64 {
+        per_frame(self.play.total, self.frames_presented)
+            / per_frame(self.decode_only, self.frames_decoded)
+    }
+}
+
+fn per_frame(time: Duration, frames: u64) -> f64 {
+    time.as_secs_f64() / frames.max(1) as f64
+}
+
+/// Plays `clip` headless at `size` with the refresh rate equal to the
+/// clip's frame rate (every picture presented once), then decodes it with
+/// `uridecodebin3 ! fakesink sync=false`.
+pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuComparison, BenchError> {
+    decode::prefer_hardware_decoders(&DecodeConfig::default().hardware_decoders)?;
+    // The device (and its llvmpipe threads) must outlive the second
+    // reading, or the threads' time is gone from /proc/self/task; the
+    // warm-up (shader compilation, plugin loading) runs on it too.
+    let target = OffscreenTarget::new(size)?;
+    let warmup = Box::new(FileListSource::new(
+        vec![clip.to_owned()],
+        Duration::ZERO,
+        Fit::Contain,
+        false,
+    ));
+    let config = HeadlessConfig {
+        size,
+        refresh_hz: fps,
+        max_duration: Some(Duration::from_millis(200)),
+        ..HeadlessConfig::default()
+    };
+    run_headless_on(&target, warmup, EngineConfig::default(), &config, None)?;
+
+    let source = Box::new(FileListSource::new(
+        vec![clip.to_owned()],
+        Duration::ZERO,
+        Fit::Contain,
+        false,
+    ));
+    let config = HeadlessConfig {
+        max_duration: None,
+        ..config
+    };
+    let before = cpu_times()?;
+    let stats = run_headless_on(&target, source, EngineConfig::default(), &config, None)?;
+    let play = cpu_times()?.since(&before);
+    drop(target);
+    let failed = stats.items.iter().filter(|i| i.error.is_some()).count();
+    if failed > 0 {
+        return Err(BenchError::ItemsFailed(failed));
+    }
+    let frames_presented = stats.items.iter().map(|i| i.frames_presented).sum();
+    let decoder = stats.items.first().and_then(|i| i.decoder.clone());
+
+    let before = cpu_times()?;
+    let frames_decoded = decode_only(clip)?;
+    let decode_only = cpu_times()?.since(&before).total;
+    Ok(CpuComparison {
+        frames_presented,
+        play,
+        frames_decoded,
+        decode_only,
+        decoder,
+    })
+}
+
+/// Decodes `clip` as fast as possible into a fakesink; returns the number
+/// of pictures decoded.
+fn decode_only(clip: &Path) -> Result<u64, BenchError> {
+    let absolute = std::fs::canonicalize(clip).map_err(|e| BenchError::Baseline(e.to_string()))?;
+    let uri = gst::glib::filename_to_uri(&absolute, None)
+        .map_err(|e| BenchError::Baseline(e.to_string()))?;
+    // The same decoding bin as playback, so the same decoder is chosen.
+    let description = format!(
+        "{} uri=\"{uri}\" caps=video/x-raw ! fakesink name=sink sync=false signal-handoffs=true",
+        decode::default_decodebin()
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| BenchError::Baseline(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| BenchError::Baseline("not a pipeline".into()))?;
+    let count = Arc::new(Mutex::new(0u64));
+    if let Some(sink) = pipeline.by_name("sink") {
+        let counter = count.clone();
+        sink.connect("handoff", false, move |_| {
+            *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            None
+        });
+    }
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| BenchError::Baseline(e.to_string()))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| BenchError::Baseline("no bus".into()))?;
+    let result = match bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .map(|m| m.view().clone_error())
+    {
+        Some(None) => Ok(()),
+        Some(Some(error)) => Err(BenchError::Baseline(error)),
+        None => Err(BenchError::Baseline("timed out".into())),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let decoded = *count.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(decoded)
+}
+
+trait CloneError {
+    fn clone_error(&self) -> Option<String>;
+}
+
+impl CloneError for gst::MessageView<'_> {
+    fn clone_error(&self) -> Option<String> {
+        match self {
+            gst::MessageView::Error(error) => Some(error.error().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// NV12 1080p upload against memcpy.
+#[derive(Debug, Clone)]
+pub struct UploadComparison {
+    /// Bytes per picture (Y + UV).
+    pub bytes: usize,
+    /// Per picture: the renderer's upload, waited for until the GPU has it.
+    pub upload: Duration,
+    /// Per picture: copying the same bytes into another buffer.
+    pub memcpy: Duration,
+}
+
+impl UploadComparison {
+    /// upload ÷ memcpy (target ≤ 1.5).
+    pub fn ratio(&self) -> f64 {
+        self.upload.as_secs_f64() / self.memcpy.as_secs_f64().max(1e-12)
+    }
+}
+
+/// Uploads `iterations` NV12 1080p pictures through [`Renderer::upload`]
+/// (waiting for the queue each time) and copies the same bytes as often.
+pub fn compare_upload(iterations: u32) -> Result<UploadComparison, BenchError> {
+    decode::init_gstreamer()?;
+    let (width, height) = (1920u32, 1080u32);
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Nv12, width, height)
+        .build()
+        .map_err(|e| BenchError::Baseline(e.to_string()))?;
+    let bytes = info.size();
+    // A varying pattern so nothing can be skipped as zero pages.
+    let data: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
+    let buffer = gst::Buffer::from_slice(data.clone());
+    let mapped = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+        .map_err(|_| BenchError::Baseline("cannot map the NV12 picture".into()))?;
+    let frame = Frame {
+        pts: Duration::ZERO,
+        duration: None,
+        width,
+        height,
+        layout: PlaneLayout::Nv12,
+        colorimetry: Colorimetry::default(),
+        pixels: Pixels::Video(Box::new(mapped)),
+    };
+    let target = OffscreenTarget::new((16, 16))?;
+    let text = TextOverlay::new(
+        target.device(),
+        target.queue(),
+        super::headless::HEADLESS_FORMAT,
+        None,
+    );
+    let renderer = Renderer::new(
+        target.device(),
+        target.queue(),
+        super::headless::HEADLESS_FORMAT,
+        [0, 0, 0],
+        text,
+    );
+    let mut textures = PictureTextures::new();
+    let wait = || {
+        renderer.queue().submit([]);
+        let _ = renderer.device().poll(wgpu::PollType::wait_indefinitely());
+    };
+    renderer.upload(&mut textures, &frame);
+    wait();
+    let started = Instant::now();
+    for _ in 0..iterations {
+        renderer.upload(&mut textures, &frame);
+        wait();
+    }
+    let upload = started.elapsed() / iterations.max(1);
+
+    let mut destination = vec![0u8; bytes];
+    let started = Instant::now();
+    for i in 0..iterations {
+        destination.copy_from_slice(&data);
+        // Keep the copy observable so it is not optimised away.
+        std::hint::black_box(&destination);
+        destination[i as usize % bytes] ^= 1;
+    }
+    let memcpy = started.elapsed() / iterations.max(1);
+    Ok(UploadComparison {
+        bytes,
+        upload,
+        memcpy,
+    })
+}
+
+/// Memory and descriptors sampled during a long run of short items.
+#[derive(Debug, Clone)]
+pub struct TransitionSamples {
+    /// `(transitions so far, RSS KiB, open fds)`.
+    pub samples: Vec<(u64, u64, usize)>,
+}
+
+impl TransitionSamples {
+    /// RSS growth in KiB from the first sample after warm-up to the last.
+    pub fn rss_growth_kib(&self) -> i64 {
+        match (self.samples.get(1), self.samples.last()) {
+            (Some(first), Some(last)) => last.1 as i64 - first.1 as i64,
+            _ => 0,
+        }
+    }
+
+    /// Descriptor growth over the same span.
+    pub fn fd_growth(&self) -> i64 {
+        match (self.samples.get(1), self.samples.last()) {
+            (Some(first), Some(last)) => last.2 as i64 - first.2 as i64,
+            _ => 0,
+        }
+    }
+}
+
+/// Cycles through `clips` for `transitions` item changes, sampling RSS and
+/// descriptors every `sample_every` transitions.
+pub fn measure_transitions(
+    clips: Vec<PathBuf>,
+    transitions: u64,
+    sample_every: u64,
+) -> Result<TransitionSamples, BenchError> {
+    struct Sampling {
+        inner: FileListSource,
+        finished: u64,
+        limit: u64,
+        every: u64,
+        samples: Arc<Mutex<Vec<(u64, u64, usize)>>>,
+        failed: Arc<Mutex<usize>>,
+    }
+    impl Source for Sampling {
+        fn next_item(&mut self) -> NextItem {
+            if self.finished >= self.limit {
+                return NextItem::End;
+            }
+            self.inner.next_item()
+        }
+        fn on_event(&mut self, event: EngineEvent) {
+            match &event {
+                EngineEvent::Finished { .. } => {
+                    self.finished += 1;
+                    if self.finished.is_multiple_of(self.every.max(1))
+                        && let Ok((rss, fds)) = rss_and_fds()
+                    {
+                        self.samples
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((self.finished, rss, fds));
+                    }
+                }
+                EngineEvent::Failed { .. } => {
+                    *self.failed.lock().unwrap_or_else(|p| p.into_inner()) += 1
+                }
+                EngineEvent::Started { .. } => {}
+            }
+            self.inner.on_event(event);
+        }
+    }
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(Mutex::new(0));
+    let source = Sampling {
+        inner: FileListSource::new(clips, Duration::from_millis(50), Fit::Contain, true),
+        finished: 0,
+        limit: transitions,
+        every: sample_every,
+        samples: samples.clone(),
+        failed: failed.clone(),
+    };
+    let config = HeadlessConfig {
+        size: (160, 120),
+        refresh_hz: 60.0,
+        ..HeadlessConfig::default()
+    };
+    run_headless(Box::new(source), EngineConfig::default(), &config, None)?;
+    let failed = *failed.lock().unwrap_or_else(|p| p.into_inner());
+    if failed > 0 {
+        return Err(BenchError::ItemsFailed(failed));
+    }
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(TransitionSamples { samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_spaces_in_the_name_parse() {
+        let line = "1234 (llvmpipe 0) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0";
+        assert_eq!(stat_cpu(line), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_rss_and_descriptors() {
+        let busy: u64 = (0..5_000_000u64).map(std::hint::black_box).sum();
+        assert!(busy > 0);
+        assert!(cpu_times().unwrap().total > Duration::ZERO);
+        let (rss, fds) = rss_and_fds().unwrap();
+        assert!(rss > 0 && fds >= 3);
+    }
+}
