@@ -304,7 +304,12 @@ pub async fn ingest(
     let started = Instant::now();
     for chunk in all.chunks(batch) {
         let mut tx = fixture.state.db().begin_write().await.map_err(setup)?;
-        for rows in chunk.chunks(400) {
+        for rows in chunk.chunks(
+            fixture
+                .state
+                .db()
+                .insert_chunk_rows(super::ingest::RECORD_COLUMNS),
+        ) {
             raw_insert(&mut tx, rows, "bench-venue").await?;
         }
         tx.commit().await.map_err(setup)?;
@@ -324,7 +329,7 @@ async fn raw_insert(
     rows: &[PlayRecord],
     venue: &str,
 ) -> Result<(), BenchError> {
-    const COLUMNS: usize = 20;
+    const COLUMNS: usize = super::ingest::RECORD_COLUMNS;
     let mut sql = String::from(
         "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
          started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \

@@ -205,6 +205,18 @@ impl Db {
         })
     }
 
+    /// Rows per multi-row INSERT of `columns` values each. SQLite looks up
+    /// named placeholders (`$N`) linearly, so preparing a statement with
+    /// thousands of them costs quadratic time: keep its statements near 500
+    /// parameters. PostgreSQL takes up to 65535 and gains from fewer round trips.
+    pub fn insert_chunk_rows(&self, columns: usize) -> usize {
+        let parameters = match self.backend {
+            Backend::Sqlite => 500,
+            Backend::Postgres => 8000,
+        };
+        (parameters / columns.max(1)).max(1)
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

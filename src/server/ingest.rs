@@ -22,10 +22,10 @@ use super::device::DeviceScreen;
 use super::error::AppError;
 use crate::pop::{Outcome, PlayRecord, PopError};
 
+/// Columns of a `pop_records` row.
+pub const RECORD_COLUMNS: usize = 20;
 /// Largest batch accepted in one request.
 pub const MAX_BATCH_RECORDS: usize = 5000;
-/// Rows per multi-row INSERT (20 columns: well under both backends' parameter limits).
-const INSERT_CHUNK: usize = 400;
 /// How many records one chain-advance step reads.
 const ADVANCE_STEP: i64 = 2000;
 
@@ -200,7 +200,7 @@ pub async fn ingest(
     let now = now_ms();
     let all: Vec<&PlayRecord> = valid.values().collect();
     let mut inserted: Vec<u64> = Vec::with_capacity(all.len());
-    for chunk in all.chunks(INSERT_CHUNK) {
+    for chunk in all.chunks(db.insert_chunk_rows(RECORD_COLUMNS)) {
         inserted.extend(insert_records(&mut tx, screen, chunk, &days, now).await?);
     }
     let inserted_set: std::collections::HashSet<u64> = inserted.iter().copied().collect();
@@ -486,7 +486,6 @@ async fn insert_records(
     days: &HashMap<u64, String>,
     now: i64,
 ) -> Result<Vec<u64>, AppError> {
-    const COLUMNS: usize = 20;
     let mut sql = String::from(
         "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
          started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
@@ -497,11 +496,11 @@ async fn insert_records(
             sql.push(',');
         }
         sql.push('(');
-        for column in 0..COLUMNS {
+        for column in 0..RECORD_COLUMNS {
             if column > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+            sql.push_str(&format!("${}", row * RECORD_COLUMNS + column + 1));
         }
         sql.push(')');
     }
