@@ -65,3 +65,54 @@ curl -fsS -o /dev/null -X POST "$server_url/api/v1/venues" \
 for playlist in playlists/*.toml; do
   "$ekran" push "$playlist" --server "$server_url" --token "$manager"
 done
+
+# 4. A player: window when a display exists, headless with snapshots otherwise.
+player_dir=$demo/player
+mkdir -p "$player_dir"
+cat >"$demo/player.toml" <<TOML
+# Written by deploy/demo.sh: a player on this machine talking to the demo server.
+server_url = "$server_url"
+data_dir = "$player_dir"
+
+[sync]
+heartbeat_interval = "10s"
+
+[output]
+width = 1280
+height = 720
+snapshot_dir = "$demo/snapshots"
+TOML
+player_args=(player --config "$demo/player.toml")
+if [[ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]]; then
+  player_args+=(--headless --snapshot-every 5 --refresh 25)
+  echo "demo: no display: the player renders headless, PNG snapshots every 5 s in $demo/snapshots"
+fi
+: >"$demo/player.log"
+RUST_LOG=${RUST_LOG:-info} "$ekran" "${player_args[@]}" >>"$demo/player.log" 2>&1 &
+pids+=($!)
+
+# 5. First start: approve the pairing code the player shows (a restart skips this).
+if [[ ! -s "$demo/approved" ]]; then
+  code=
+  for _ in $(seq 300); do
+    code=$(grep -o 'pairing code on screen.*code=[A-Z0-9-]*' "$demo/player.log" | tail -1 | sed 's/.*code=//') || true
+    [[ -n "$code" ]] && break
+    sleep 0.2
+  done
+  [[ -n "$code" ]] || { echo "demo: the player showed no pairing code, see $demo/player.log" >&2; exit 1; }
+  echo "demo: the player shows pairing code $code; approving it"
+  "$ekran" screen approve "$code" --venue dyu-korvon --group supermarkets --id dyu-korvon-1 \
+    --name "Korvon checkout screen" --server "$server_url" --token "$admin"
+  date -u +%FT%TZ >"$demo/approved"
+fi
+
+# 6. After a while, the airtime report the server built from proof of play.
+echo "demo: playing; the airtime report follows in ${report_after}s (logs: $demo/*.log)"
+sleep "$report_after"
+today=$(TZ=Asia/Dushanbe date +%F)
+"$ekran" report airtime --server "$server_url" --token "$viewer" --from "$today" --to "$today" --format table
+if [[ "${EKRAN_DEMO_EXIT:-0}" == 1 ]]; then
+  exit 0
+fi
+echo "demo: running until Ctrl-C"
+wait
