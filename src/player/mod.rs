@@ -42,6 +42,7 @@
 //! - [`Source::poll_control`] is drained each refresh for [`Control`]s: the
 //!   ticker text, the pairing code screen, stop.
 
+pub mod agent_source;
 pub mod bench;
 pub mod decode;
 pub mod engine;
