@@ -102,7 +102,10 @@ impl PlaybackPort for AgentPort {
 
     fn show_pairing(&mut self, event: &PairingEvent) {
         let code = match event {
-            PairingEvent::Show(pairing) => Some(pairing.code.clone()),
+            PairingEvent::Show(pairing) => {
+                tracing::info!(code = %pairing.code, "pairing code on screen; approve it with `ekran screen approve CODE --venue VENUE`");
+                Some(pairing.code.clone())
+            }
             PairingEvent::Approved { .. } => None,
         };
         self.send(PortCall::Pairing(code));
