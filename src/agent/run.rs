@@ -817,9 +817,10 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
     async fn checkpoint(&mut self) {
         let Some(current) = &self.current else { return };
         let body = self.body(current, Outcome::Interrupted);
+        let play_id = body.play_id.clone();
         let journal = self.journal.clone();
         match tokio::task::spawn_blocking(move || lock(&journal).checkpoint(&body)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => tracing::debug!(play = %play_id, "play checkpointed"),
             Ok(Err(error)) => self.report(format!("checkpoint of the play failed: {error}")),
             Err(error) => self.report(format!("journal task failed: {error}")),
         }

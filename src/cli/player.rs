@@ -91,8 +91,16 @@ pub fn run(args: PlayerArgs) -> anyhow::Result<ExitCode> {
 
     let played = if output.headless {
         let size = (
-            if output.width == 0 { 1920 } else { output.width },
-            if output.height == 0 { 1080 } else { output.height },
+            if output.width == 0 {
+                1920
+            } else {
+                output.width
+            },
+            if output.height == 0 {
+                1080
+            } else {
+                output.height
+            },
         );
         run_headless_realtime(
             Box::new(source),

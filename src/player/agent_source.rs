@@ -24,7 +24,7 @@ use jiff::Timestamp;
 
 use super::{Control, EngineEvent, MediaKind, NextItem, PlayId, PlayItem, Source};
 use crate::agent::enroll::PairingEvent;
-use crate::agent::run::{PlayEvent, PlayEvents, PlaybackPort, PlayRequest};
+use crate::agent::run::{PlayEvent, PlayEvents, PlayRequest, PlaybackPort};
 use crate::manifest::Overlay;
 
 /// How often a play on screen is checkpointed through the agent.
@@ -305,7 +305,8 @@ pub fn run_headless_realtime(
     use super::headless::{HEADLESS_FORMAT, OffscreenTarget};
 
     let target = OffscreenTarget::new(config.size)?;
-    let text = super::text::TextOverlay::new(target.device(), target.queue(), HEADLESS_FORMAT, None);
+    let text =
+        super::text::TextOverlay::new(target.device(), target.queue(), HEADLESS_FORMAT, None);
     let renderer = super::render::Renderer::new(
         target.device(),
         target.queue(),
