@@ -193,8 +193,11 @@ pub trait PlaybackPort: Send + 'static {
     /// Start `request` now (after the current play, if any, without a gap).
     fn play(&mut self, request: PlayRequest, events: PlayEvents);
 
-    /// What will most likely follow the current play: preroll it so the
-    /// switch shows no black frame. A later [`Self::play`] may differ.
+    /// What follows the current play, committed when it starts: preroll
+    /// it so the switch shows no gap. Unless [`Self::stop`] comes first,
+    /// the next [`Self::play`] is this request (same `play_id`), made once
+    /// the current play's record is durable; an engine that already
+    /// switched to it holds its events until then.
     fn preroll(&mut self, _next: &PlayRequest) {}
 
     /// Nothing may play now: show the configured fallback (logo or black).
@@ -278,6 +281,7 @@ pub async fn run_with_clock(
             scheduler: Scheduler::new(),
             playable: None,
             current: None,
+            committed_next: None,
             retry_at: None,
             failures_in_a_row: 0,
         };
@@ -472,6 +476,9 @@ struct PlaybackLoop<P> {
     /// The active manifest restricted to items whose media are cached.
     playable: Option<Arc<Manifest>>,
     current: Option<CurrentPlay>,
+    /// The play committed to follow the current one (handed to the engine
+    /// as a preroll when the current one started), with its manifest and index.
+    committed_next: Option<(Arc<Manifest>, usize, PlayRequest)>,
     /// Showing the fallback until then (or until a new manifest).
     retry_at: Option<Timestamp>,
     failures_in_a_row: usize,
@@ -521,6 +528,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                     }
                 }
                 () = until_stopped(&mut shutdown) => {
+                    self.committed_next = None;
                     self.port.stop();
                     self.end_current(Outcome::Interrupted, None).await;
                     return;
@@ -609,6 +617,14 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
     }
 
     async fn decide_and_play(&mut self, sender: &mpsc::UnboundedSender<(String, PlayEvent)>) {
+        // The engine may already show the committed play: it plays as
+        // promised (a new manifest or window applies from the one after).
+        if let Some((manifest, index, request)) = self.committed_next.take()
+            && request.media_path.exists()
+        {
+            self.start_play(manifest, index, request, sender);
+            return;
+        }
         let Some(manifest) = self.playable.clone() else {
             self.show_fallback(None);
             return;
@@ -628,25 +644,35 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                     self.show_fallback(None);
                     return;
                 };
-                tracing::info!(item = %request.item.id, sha = %request.item.media.sha256, play = %request.play_id, "play");
-                self.current = Some(CurrentPlay {
-                    play_id: request.play_id.clone(),
-                    manifest: manifest.clone(),
-                    index,
-                    stale: self.health.is_stale(&*self.clock),
-                    first_presented: None,
-                    last_presented: None,
-                    frames_presented: 0,
-                    frames_dropped: 0,
-                });
-                let events = PlayEvents {
-                    play_id: request.play_id.clone(),
-                    sender: sender.clone(),
-                };
-                self.port.play(request, events);
+                self.start_play(manifest, index, request, sender);
             }
             Decision::Fallback { retry_at } => self.show_fallback(retry_at),
         }
+    }
+
+    fn start_play(
+        &mut self,
+        manifest: Arc<Manifest>,
+        index: usize,
+        request: PlayRequest,
+        sender: &mpsc::UnboundedSender<(String, PlayEvent)>,
+    ) {
+        tracing::info!(item = %request.item.id, sha = %request.item.media.sha256, play = %request.play_id, "play");
+        self.current = Some(CurrentPlay {
+            play_id: request.play_id.clone(),
+            manifest,
+            index,
+            stale: self.health.is_stale(&*self.clock),
+            first_presented: None,
+            last_presented: None,
+            frames_presented: 0,
+            frames_dropped: 0,
+        });
+        let events = PlayEvents {
+            play_id: request.play_id.clone(),
+            sender: sender.clone(),
+        };
+        self.port.play(request, events);
     }
 
     fn show_fallback(&mut self, retry_at: Option<Timestamp>) {
@@ -763,6 +789,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             && let Some(next) = self.request(&current.manifest, index)
         {
             self.port.preroll(&next);
+            self.committed_next = Some((current.manifest.clone(), index, next));
         }
     }
 
@@ -783,6 +810,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                 .preempting(&schedule, self.health.now(&*self.clock), current.index)
         {
             tracing::info!(item = %playable.items[index].id, "higher tier pre-empts the current play");
+            self.committed_next = None;
             self.port.stop();
             self.end_current(Outcome::Interrupted, None).await;
             self.decide_and_play(sender).await;

@@ -3,13 +3,17 @@
 //! the engine's pull-style [`Source`] on the other (called on the render
 //! thread), joined by a channel.
 //!
-//! The agent journals each finished play durably before it calls
-//! [`PlaybackPort::play`] for the next one, so the source answers
-//! [`NextItem::NotYet`] until that call arrives: a `preroll` hint is not
-//! handed to the engine, because the engine plays whatever it is given and
-//! the agent's later choice may differ. The cost is that the next item is
-//! prerolled only once it is committed (a short hold of the last picture
-//! between items, never a black frame).
+//! Gapless switching: when a play starts, the agent commits to the one
+//! after it and says so with [`PlaybackPort::preroll`]; the source hands
+//! that item to the engine at once, so it is prerolled and switched to
+//! without a gap. The agent journals the finished play durably before it
+//! calls [`PlaybackPort::play`] for the committed one; until that call
+//! the source holds the committed play's events (started, progress,
+//! even finished), so no record of it is made before its predecessor's is
+//! durable. With nothing committed, the source answers
+//! [`NextItem::NotYet`] until `play` arrives. A [`PlaybackPort::stop`]
+//! (pre-emption) drops the events of the current and committed plays; the
+//! engine cannot take back an item it has prerolled, so those still show.
 //!
 //! The engine reports no per-frame progress, so the source sends the
 //! agent's [`PlayEvent::Progress`] checkpoint about once a second from the
@@ -33,6 +37,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// What the agent asks of the engine, in order.
 #[derive(Debug)]
 enum PortCall {
+    Preroll(Box<PlayRequest>),
     Play(Box<PlayRequest>, PlayEvents),
     Fallback,
     Pairing(Option<String>),
@@ -51,12 +56,36 @@ pub struct AgentPort {
 pub struct AgentSource {
     calls: mpsc::Receiver<PortCall>,
     ready: VecDeque<PlayItem>,
-    plays: HashMap<PlayId, PlayEvents>,
+    plays: HashMap<PlayId, Play>,
+    /// Committed plays handed to the engine before the agent's `play`, by
+    /// the agent's play id.
+    unclaimed: HashMap<String, PlayId>,
     on_screen: Option<OnScreen>,
     controls: VecDeque<Control>,
     ticker: Option<String>,
     next_play: u64,
     ended: bool,
+}
+
+/// A play handed to the engine.
+#[derive(Debug)]
+struct Play {
+    /// The agent's channel; `None` until the agent's `play` claims a
+    /// committed play.
+    events: Option<PlayEvents>,
+    /// Events held until then.
+    held: Vec<PlayEvent>,
+    /// The ticker to show while it is on screen.
+    ticker: Option<String>,
+}
+
+impl Play {
+    fn report(&mut self, event: PlayEvent) {
+        match &self.events {
+            Some(events) => events.send(event),
+            None => self.held.push(event),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -74,6 +103,7 @@ pub fn bridge() -> (AgentPort, AgentSource) {
             calls: receiver,
             ready: VecDeque::new(),
             plays: HashMap::new(),
+            unclaimed: HashMap::new(),
             on_screen: None,
             controls: VecDeque::new(),
             ticker: None,
@@ -92,6 +122,10 @@ impl AgentPort {
 }
 
 impl PlaybackPort for AgentPort {
+    fn preroll(&mut self, next: &PlayRequest) {
+        self.send(PortCall::Preroll(Box::new(next.clone())));
+    }
+
     fn play(&mut self, request: PlayRequest, events: PlayEvents) {
         self.send(PortCall::Play(Box::new(request), events));
     }
@@ -136,7 +170,18 @@ impl AgentSource {
     fn drain(&mut self) {
         loop {
             match self.calls.try_recv() {
-                Ok(PortCall::Play(request, events)) => self.enqueue(*request, events),
+                Ok(PortCall::Preroll(request)) => {
+                    let play = self.enqueue(&request, None);
+                    self.unclaimed.insert(request.play_id.clone(), play);
+                }
+                Ok(PortCall::Play(request, events)) => {
+                    match self.unclaimed.remove(&request.play_id) {
+                        Some(play) => self.claim(play, events),
+                        None => {
+                            self.enqueue(&request, Some(events));
+                        }
+                    }
+                }
                 Ok(PortCall::Fallback) => {
                     // Nothing is handed out until the agent plays again; the
                     // engine holds the last picture or its background.
@@ -150,6 +195,9 @@ impl AgentSource {
                     self.ready.clear();
                     if let Some(on_screen) = self.on_screen.take() {
                         self.plays.remove(&on_screen.play);
+                    }
+                    for (_, play) in self.unclaimed.drain() {
+                        self.plays.remove(&play);
                     }
                 }
                 Err(mpsc::TryRecvError::Empty) => return,
@@ -171,7 +219,24 @@ impl AgentSource {
         }
     }
 
-    fn enqueue(&mut self, request: PlayRequest, events: PlayEvents) {
+    /// The agent's `play` for a committed play: its held events go out,
+    /// and it is forgotten if it already ended.
+    fn claim(&mut self, play: PlayId, events: PlayEvents) {
+        let Some(entry) = self.plays.get_mut(&play) else {
+            return;
+        };
+        let mut ended = false;
+        for event in entry.held.drain(..) {
+            ended |= matches!(event, PlayEvent::Finished { .. } | PlayEvent::Failed { .. });
+            events.send(event);
+        }
+        entry.events = Some(events);
+        if ended {
+            self.plays.remove(&play);
+        }
+    }
+
+    fn enqueue(&mut self, request: &PlayRequest, events: Option<PlayEvents>) -> PlayId {
         let play = PlayId(self.next_play);
         self.next_play += 1;
         let duration = request.item.duration_ms.map(Duration::from_millis);
@@ -185,15 +250,34 @@ impl AgentSource {
                 max_duration: duration,
             }
         };
-        self.set_ticker(ticker_text(&request.overlays));
-        self.plays.insert(play, events);
+        self.plays.insert(
+            play,
+            Play {
+                events,
+                held: Vec::new(),
+                ticker: ticker_text(&request.overlays),
+            },
+        );
         self.ready.push_back(PlayItem {
             play,
             item_id: request.item.id.clone(),
-            path: request.media_path,
+            path: request.media_path.clone(),
             kind,
             fit: request.item.fit,
         });
+        play
+    }
+
+    /// Reports `event` of `play`; a play that ended is forgotten once its
+    /// events reached the agent.
+    fn report(&mut self, play: PlayId, event: PlayEvent, ends: bool) {
+        let Some(entry) = self.plays.get_mut(&play) else {
+            return;
+        };
+        entry.report(event);
+        if ends && entry.events.is_some() {
+            self.plays.remove(&play);
+        }
     }
 }
 
@@ -214,16 +298,20 @@ impl Source for AgentSource {
                 presented_at,
                 decoder,
             } => {
-                if let Some(events) = self.plays.get(&play) {
-                    self.on_screen = Some(OnScreen {
-                        play,
-                        last_progress: Instant::now(),
-                    });
-                    events.send(PlayEvent::Started {
-                        presented_at: timestamp(presented_at.wall),
-                        decoder: decoder.map(|decoder| decoder.element),
-                    });
-                }
+                let Some(entry) = self.plays.get(&play) else {
+                    return;
+                };
+                let ticker = entry.ticker.clone();
+                self.set_ticker(ticker);
+                self.on_screen = Some(OnScreen {
+                    play,
+                    last_progress: Instant::now(),
+                });
+                let event = PlayEvent::Started {
+                    presented_at: timestamp(presented_at.wall),
+                    decoder: decoder.map(|decoder| decoder.element),
+                };
+                self.report(play, event, false);
             }
             EngineEvent::Finished {
                 play,
@@ -235,28 +323,26 @@ impl Source for AgentSource {
                 if self.on_screen.as_ref().is_some_and(|s| s.play == play) {
                     self.on_screen = None;
                 }
-                if let Some(events) = self.plays.remove(&play) {
-                    events.send(PlayEvent::Finished {
-                        first_presented_at: timestamp(first_presented.wall),
-                        last_presented_at: timestamp(last_presented.wall),
-                        frames_presented,
-                        frames_dropped,
-                    });
-                }
+                let event = PlayEvent::Finished {
+                    first_presented_at: timestamp(first_presented.wall),
+                    last_presented_at: timestamp(last_presented.wall),
+                    frames_presented,
+                    frames_dropped,
+                };
+                self.report(play, event, true);
             }
             EngineEvent::Failed { play, reason } => {
                 let was_on_screen = self.on_screen.as_ref().is_some_and(|s| s.play == play);
                 if was_on_screen {
                     self.on_screen = None;
                 }
-                if let Some(events) = self.plays.remove(&play) {
-                    events.send(PlayEvent::Failed {
-                        reason,
-                        frames_presented: 0,
-                        frames_dropped: 0,
-                        last_presented_at: was_on_screen.then(|| timestamp(SystemTime::now())),
-                    });
-                }
+                let event = PlayEvent::Failed {
+                    reason,
+                    frames_presented: 0,
+                    frames_dropped: 0,
+                    last_presented_at: was_on_screen.then(|| timestamp(SystemTime::now())),
+                };
+                self.report(play, event, true);
             }
         }
     }
@@ -267,13 +353,13 @@ impl Source for AgentSource {
             && on_screen.last_progress.elapsed() >= PROGRESS_EVERY
         {
             on_screen.last_progress = Instant::now();
-            if let Some(events) = self.plays.get(&on_screen.play) {
-                events.send(PlayEvent::Progress {
-                    last_presented_at: timestamp(SystemTime::now()),
-                    frames_presented: 0,
-                    frames_dropped: 0,
-                });
-            }
+            let play = on_screen.play;
+            let event = PlayEvent::Progress {
+                last_presented_at: timestamp(SystemTime::now()),
+                frames_presented: 0,
+                frames_dropped: 0,
+            };
+            self.report(play, event, false);
         }
         self.controls.pop_front()
     }

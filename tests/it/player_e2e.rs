@@ -424,6 +424,17 @@ text = "Ekran end to end"
         let age = jiff::Timestamp::now().duration_since(started);
         assert!(age.as_secs() < 60, "presented times are now's: {body:?}");
     }
+    // Gapless: each play starts on the refresh after its predecessor's
+    // last one (a refresh is 33 ms at 30 Hz; slack for a loaded machine).
+    let gaps: Vec<i64> = records
+        .windows(2)
+        .map(|pair| pair[1].body.started_at_ms - pair[0].body.ended_at_ms)
+        .collect();
+    eprintln!("gaps between plays (ms): {gaps:?}");
+    assert!(
+        gaps.iter().all(|gap| (0..=90).contains(gap)),
+        "gaps between plays: {gaps:?} ms"
+    );
     assert_verifies(dir.path(), &base, &viewer, &bundle);
 
     // SIGKILL mid-clip: once the clip's first frame is checkpointed.
