@@ -119,7 +119,8 @@ pub struct PlayRequest {
     pub media_path: PathBuf,
     /// Version of the manifest the item comes from.
     pub manifest_version: u64,
-    /// Overlays (ticker) to draw while it plays.
+    /// Overlays (ticker) to draw while it plays: those active when the
+    /// play was decided.
     pub overlays: Vec<Overlay>,
 }
 
@@ -612,7 +613,17 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             item,
             media_path,
             manifest_version: manifest.version,
-            overlays: manifest.overlays.clone(),
+            // Tickers outside their flight or windows are not drawn.
+            overlays: Schedule::new(manifest).map_or_else(
+                |_| manifest.overlays.clone(),
+                |schedule| {
+                    schedule
+                        .active_overlays(self.health.now(&*self.clock))
+                        .into_iter()
+                        .cloned()
+                        .collect()
+                },
+            ),
         })
     }
 

@@ -90,9 +90,19 @@ struct Player {
 }
 
 impl Player {
-    fn start(config: &Path) -> Self {
+    fn start(config: &Path, snapshots: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ekran"))
-            .args(["player", "--headless", "--refresh", "30", "--config"])
+            .args([
+                "player",
+                "--headless",
+                "--refresh",
+                "30",
+                "--snapshot-every",
+                "0.2",
+            ])
+            .arg("--snapshot-dir")
+            .arg(snapshots)
+            .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,ekran::agent::run=debug")
             .stdout(Stdio::null())
@@ -159,6 +169,37 @@ impl Player {
                 .success()
         );
         self.child.wait().unwrap()
+    }
+}
+
+/// Waits until a snapshot in `dir` shows something on the black
+/// background (the pairing screen's text).
+fn until_drawn(dir: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let drawn = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                image::open(entry.path()).is_ok_and(|image| {
+                    image
+                        .to_rgb8()
+                        .pixels()
+                        .filter(|pixel| pixel.0.iter().any(|&c| c > 128))
+                        .count()
+                        > 50
+                })
+            });
+        if drawn {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot in {} shows the pairing screen",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -324,11 +365,13 @@ volume = 0.0
     .unwrap();
 
     // First start: the pairing code shows (and is logged); approve it.
-    let mut player = Player::start(&config);
+    let pairing_snapshots = dir.path().join("pairing");
+    let mut player = Player::start(&config, &pairing_snapshots);
     let line = player.wait_for(Duration::from_secs(20), "the pairing code", |line| {
         line.contains("pairing code on screen")
     });
     let code = field(&line, "code");
+    until_drawn(&pairing_snapshots, Duration::from_secs(10));
     ok(&ekran(&[
         "screen", "approve", &code, "--venue", "lab", "--group", "e2e", "--id", SCREEN, "--server",
         &base, "--token", &admin,
@@ -448,7 +491,7 @@ text = "Ekran end to end"
     });
     player.kill();
 
-    let player = Player::start(&config);
+    let player = Player::start(&config, &dir.path().join("restarted"));
     let bundle = until_records(
         &base,
         &viewer,
