@@ -784,6 +784,15 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
 
     fn preroll_next(&mut self) {
         let Some(current) = &self.current else { return };
+        // Commit only within the manifest now playable: after an activation
+        // (or with nothing playable) the next play is decided afresh.
+        if !self
+            .playable
+            .as_ref()
+            .is_some_and(|playable| Arc::ptr_eq(playable, &current.manifest))
+        {
+            return;
+        }
         let Ok(schedule) = Schedule::new(&current.manifest) else {
             return;
         };

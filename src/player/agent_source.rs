@@ -184,9 +184,10 @@ impl AgentSource {
                 }
                 Ok(PortCall::Fallback) => {
                     // Nothing is handed out until the agent plays again; the
-                    // engine holds the last picture or its background.
+                    // engine shows its (black) background.
                     self.ready.clear();
                     self.set_ticker(None);
+                    self.controls.push_back(Control::Blank);
                 }
                 Ok(PortCall::Pairing(code)) => self.controls.push_back(Control::PairingCode(code)),
                 Ok(PortCall::Stop) => {

@@ -161,6 +161,9 @@ pub enum Control {
     Ticker(Option<String>),
     /// Show this pairing code full screen; `None` returns to content.
     PairingCode(Option<String>),
+    /// Nothing may play (the agent's fallback): once no item is on
+    /// screen, drop the held last picture so the background shows.
+    Blank,
     /// Stop at once (the current item is reported as interrupted).
     Stop,
 }

@@ -203,6 +203,37 @@ fn until_drawn(dir: &Path, limit: Duration) {
     }
 }
 
+/// Waits until the newest snapshot in `dir`, taken after `after`, is all black.
+fn until_black(dir: &Path, after: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let newest = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .max()
+            .filter(|newest| newest.as_path() > after);
+        // A snapshot being written may not decode yet: try again.
+        let black = newest
+            .and_then(|path| image::open(path).ok())
+            .is_some_and(|image| {
+                image
+                    .to_rgb8()
+                    .pixels()
+                    .all(|pixel| pixel.0.iter().all(|&c| c < 16))
+            });
+        if black {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the screen never went black (fallback) in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The value of `key=` in a tracing log line.
 fn field(line: &str, key: &str) -> String {
     let rest = line
@@ -518,6 +549,31 @@ text = "Ekran end to end"
         "no gap, no duplicate"
     );
     assert_verifies(dir.path(), &base, &viewer, &bundle);
+
+    // Nothing schedulable (the campaign's flight starts tomorrow): the
+    // screen goes to the black fallback instead of holding the last picture.
+    let snapshots = dir.path().join("restarted");
+    until_drawn(&snapshots, Duration::from_secs(10));
+    let drawn = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .max()
+        .unwrap();
+    let later = std::fs::read_to_string(&playlist).unwrap().replace(
+        &format!("start = {}", today.yesterday().unwrap()),
+        &format!("start = {}", today.tomorrow().unwrap()),
+    );
+    std::fs::write(&playlist, later).unwrap();
+    ok(&ekran(&[
+        "push",
+        playlist.to_str().unwrap(),
+        "--server",
+        &base,
+        "--token",
+        &manager,
+    ]));
+    until_black(&snapshots, &drawn, Duration::from_secs(15));
 
     let status = player.terminate();
     assert!(
