@@ -119,7 +119,8 @@ pub struct PlayRequest {
     pub media_path: PathBuf,
     /// Version of the manifest the item comes from.
     pub manifest_version: u64,
-    /// Overlays (ticker) to draw while it plays.
+    /// Overlays (ticker) to draw while it plays: those active when the
+    /// play was decided.
     pub overlays: Vec<Overlay>,
 }
 
@@ -193,8 +194,11 @@ pub trait PlaybackPort: Send + 'static {
     /// Start `request` now (after the current play, if any, without a gap).
     fn play(&mut self, request: PlayRequest, events: PlayEvents);
 
-    /// What will most likely follow the current play: preroll it so the
-    /// switch shows no black frame. A later [`Self::play`] may differ.
+    /// What follows the current play, committed when it starts: preroll
+    /// it so the switch shows no gap. Unless [`Self::stop`] comes first,
+    /// the next [`Self::play`] is this request (same `play_id`), made once
+    /// the current play's record is durable; an engine that already
+    /// switched to it holds its events until then.
     fn preroll(&mut self, _next: &PlayRequest) {}
 
     /// Nothing may play now: show the configured fallback (logo or black).
@@ -278,6 +282,7 @@ pub async fn run_with_clock(
             scheduler: Scheduler::new(),
             playable: None,
             current: None,
+            committed_next: None,
             retry_at: None,
             failures_in_a_row: 0,
         };
@@ -472,6 +477,9 @@ struct PlaybackLoop<P> {
     /// The active manifest restricted to items whose media are cached.
     playable: Option<Arc<Manifest>>,
     current: Option<CurrentPlay>,
+    /// The play committed to follow the current one (handed to the engine
+    /// as a preroll when the current one started), with its manifest and index.
+    committed_next: Option<(Arc<Manifest>, usize, PlayRequest)>,
     /// Showing the fallback until then (or until a new manifest).
     retry_at: Option<Timestamp>,
     failures_in_a_row: usize,
@@ -521,6 +529,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                     }
                 }
                 () = until_stopped(&mut shutdown) => {
+                    self.committed_next = None;
                     self.port.stop();
                     self.end_current(Outcome::Interrupted, None).await;
                     return;
@@ -604,11 +613,29 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             item,
             media_path,
             manifest_version: manifest.version,
-            overlays: manifest.overlays.clone(),
+            // Tickers outside their flight or windows are not drawn.
+            overlays: Schedule::new(manifest).map_or_else(
+                |_| manifest.overlays.clone(),
+                |schedule| {
+                    schedule
+                        .active_overlays(self.health.now(&*self.clock))
+                        .into_iter()
+                        .cloned()
+                        .collect()
+                },
+            ),
         })
     }
 
     async fn decide_and_play(&mut self, sender: &mpsc::UnboundedSender<(String, PlayEvent)>) {
+        // The engine may already show the committed play: it plays as
+        // promised (a new manifest or window applies from the one after).
+        if let Some((manifest, index, request)) = self.committed_next.take()
+            && request.media_path.exists()
+        {
+            self.start_play(manifest, index, request, sender);
+            return;
+        }
         let Some(manifest) = self.playable.clone() else {
             self.show_fallback(None);
             return;
@@ -628,25 +655,35 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                     self.show_fallback(None);
                     return;
                 };
-                tracing::info!(item = %request.item.id, sha = %request.item.media.sha256, play = %request.play_id, "play");
-                self.current = Some(CurrentPlay {
-                    play_id: request.play_id.clone(),
-                    manifest: manifest.clone(),
-                    index,
-                    stale: self.health.is_stale(&*self.clock),
-                    first_presented: None,
-                    last_presented: None,
-                    frames_presented: 0,
-                    frames_dropped: 0,
-                });
-                let events = PlayEvents {
-                    play_id: request.play_id.clone(),
-                    sender: sender.clone(),
-                };
-                self.port.play(request, events);
+                self.start_play(manifest, index, request, sender);
             }
             Decision::Fallback { retry_at } => self.show_fallback(retry_at),
         }
+    }
+
+    fn start_play(
+        &mut self,
+        manifest: Arc<Manifest>,
+        index: usize,
+        request: PlayRequest,
+        sender: &mpsc::UnboundedSender<(String, PlayEvent)>,
+    ) {
+        tracing::info!(item = %request.item.id, sha = %request.item.media.sha256, play = %request.play_id, "play");
+        self.current = Some(CurrentPlay {
+            play_id: request.play_id.clone(),
+            manifest,
+            index,
+            stale: self.health.is_stale(&*self.clock),
+            first_presented: None,
+            last_presented: None,
+            frames_presented: 0,
+            frames_dropped: 0,
+        });
+        let events = PlayEvents {
+            play_id: request.play_id.clone(),
+            sender: sender.clone(),
+        };
+        self.port.play(request, events);
     }
 
     fn show_fallback(&mut self, retry_at: Option<Timestamp>) {
@@ -747,6 +784,15 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
 
     fn preroll_next(&mut self) {
         let Some(current) = &self.current else { return };
+        // Commit only within the manifest now playable: after an activation
+        // (or with nothing playable) the next play is decided afresh.
+        if !self
+            .playable
+            .as_ref()
+            .is_some_and(|playable| Arc::ptr_eq(playable, &current.manifest))
+        {
+            return;
+        }
         let Ok(schedule) = Schedule::new(&current.manifest) else {
             return;
         };
@@ -763,6 +809,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             && let Some(next) = self.request(&current.manifest, index)
         {
             self.port.preroll(&next);
+            self.committed_next = Some((current.manifest.clone(), index, next));
         }
     }
 
@@ -783,6 +830,7 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                 .preempting(&schedule, self.health.now(&*self.clock), current.index)
         {
             tracing::info!(item = %playable.items[index].id, "higher tier pre-empts the current play");
+            self.committed_next = None;
             self.port.stop();
             self.end_current(Outcome::Interrupted, None).await;
             self.decide_and_play(sender).await;
@@ -817,9 +865,10 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
     async fn checkpoint(&mut self) {
         let Some(current) = &self.current else { return };
         let body = self.body(current, Outcome::Interrupted);
+        let play_id = body.play_id.clone();
         let journal = self.journal.clone();
         match tokio::task::spawn_blocking(move || lock(&journal).checkpoint(&body)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => tracing::debug!(play = %play_id, "play checkpointed"),
             Ok(Err(error)) => self.report(format!("checkpoint of the play failed: {error}")),
             Err(error) => self.report(format!("journal task failed: {error}")),
         }

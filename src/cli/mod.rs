@@ -12,6 +12,8 @@ mod keys;
 mod manifest;
 #[cfg(feature = "player")]
 mod play;
+#[cfg(feature = "player")]
+mod player;
 mod playlist;
 mod pop;
 #[cfg(feature = "server")]
@@ -65,6 +67,9 @@ enum Command {
     #[cfg(feature = "player")]
     // Boxed: its many options would make every other variant as large.
     Play(Box<play::PlayArgs>),
+    /// Run the screen box: enroll, sync signed playlists, play, report proof of play.
+    #[cfg(feature = "player")]
+    Player(player::PlayerArgs),
     /// Measure performance against baselines run in the same process (SPEC §9).
     #[cfg(any(feature = "player", feature = "server"))]
     #[command(subcommand)]
@@ -106,6 +111,8 @@ pub fn main() -> ExitCode {
         Command::Agent(cmd) => agent::run(cmd),
         #[cfg(feature = "player")]
         Command::Play(args) => play::run(*args),
+        #[cfg(feature = "player")]
+        Command::Player(args) => player::run(args),
         #[cfg(any(feature = "player", feature = "server"))]
         Command::Bench(cmd) => match cmd {
             #[cfg(feature = "player")]

@@ -248,6 +248,11 @@ impl Engine {
             match control {
                 Control::Ticker(text) => self.ticker = text,
                 Control::PairingCode(code) => self.pairing_code = code,
+                Control::Blank => {
+                    if self.current.is_none() && self.next.is_none() {
+                        self.previous = None;
+                    }
+                }
                 Control::Stop => self.stopped = true,
             }
         }

@@ -42,6 +42,7 @@
 //! - [`Source::poll_control`] is drained each refresh for [`Control`]s: the
 //!   ticker text, the pairing code screen, stop.
 
+pub mod agent_source;
 pub mod bench;
 pub mod decode;
 pub mod engine;
@@ -160,6 +161,9 @@ pub enum Control {
     Ticker(Option<String>),
     /// Show this pairing code full screen; `None` returns to content.
     PairingCode(Option<String>),
+    /// Nothing may play (the agent's fallback): once no item is on
+    /// screen, drop the held last picture so the background shows.
+    Blank,
     /// Stop at once (the current item is reported as interrupted).
     Stop,
 }

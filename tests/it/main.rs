@@ -37,6 +37,8 @@ mod playback_media;
 mod playback_render;
 #[cfg(feature = "player")]
 mod playback_window;
+#[cfg(all(feature = "player", feature = "server"))]
+mod player_e2e;
 mod playlist;
 mod pop;
 mod schedule;
