@@ -255,7 +255,8 @@ pub struct OutputConfig {
     /// GStreamer decoder element names to prefer, best first (e.g.
     /// `["v4l2slh265dec", "v4l2h264dec"]`); empty: GStreamer's ranks decide.
     pub decoders: Vec<String>,
-    /// Audio volume from 0.0 (muted) to 1.0.
+    /// Audio volume from 0.0 (muted, the default: screens in shops play
+    /// silently unless the venue asks for sound) to 1.0.
     pub volume: f64,
 }
 
@@ -269,7 +270,7 @@ impl Default for OutputConfig {
             snapshot_dir: None,
             backend: GraphicsBackend::Vulkan,
             decoders: Vec::new(),
-            volume: 1.0,
+            volume: 0.0,
         }
     }
 }

@@ -511,6 +511,8 @@ impl Decoder {
             && clip.needs_play
         {
             clip.needs_play = false;
+            // The stall clock starts with the turn, not with the preroll.
+            self.last_progress = Instant::now();
             if let Err(error) = clip.pipeline.set_state(gst::State::Playing) {
                 tracing::warn!(%error, path = %self.path.display(), "cannot start playing");
             }
@@ -575,6 +577,11 @@ impl Decoder {
                     return DecodePoll::Eos;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.pipeline.as_ref().is_some_and(|clip| clip.needs_play) {
+                // An audible clip waits in PAUSED for its turn (possibly a
+                // long still): no picture is due yet, so nothing has stalled.
+                self.last_progress = Instant::now();
             }
             if self.last_progress.elapsed() >= self.stall_timeout {
                 self.finished = true;
