@@ -23,15 +23,19 @@
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
 //!
 //! Player sync agent (feature `agent`, included in `player`):
-//! - [`agent`]: the player's config file, boot to play (accepted manifests
-//!   on disk), the content-addressed media cache and its downloads, the
-//!   durable proof-of-play journal and its upload loop, the systemd watchdog.
+//! - [`agent`]: the player's config file, enrollment and the signed
+//!   device-API client, the manifest long-poll and atomic activation, boot to
+//!   play (accepted manifests on disk), the content-addressed media cache and
+//!   its downloads, the durable proof-of-play journal and its upload loop,
+//!   heartbeats, the systemd watchdog, and `run`, which drives playback
+//!   through the narrow `PlaybackPort` interface.
 //!
 //! Playback engine (feature `player`):
 //! - [`player`]: one GStreamer pipeline per item (hardware decoders preferred
 //!   by rank), NV12/I420 planes uploaded into wgpu textures and converted in
 //!   WGSL (`shaders/`), gapless preroll and crossfade, stills, fit and
-//!   rotation, the ticker and pairing screen, window and headless outputs;
+//!   rotation, the ticker and pairing screen, window and headless outputs,
+//!   and `agent_source`, the bridge that lets the agent drive the engine;
 //!   its own module map is in `src/player/mod.rs`.
 //!
 //! Server (feature `server`):
