@@ -230,33 +230,18 @@ pub async fn list_groups(
     State(state): State<AppState>,
     _auth: Auth<Viewer>,
 ) -> Result<impl IntoResponse, AppError> {
-    let rows = sqlx::query("SELECT id, name FROM screen_groups ORDER BY id")
-        .fetch_all(state.db().pool())
-        .await?;
-    let groups = rows
-        .iter()
-        .map(|row| {
-            Ok(Group {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let groups = list_id_names(state.db(), "screen_groups")
+        .await?
+        .into_iter()
+        .map(|(id, name)| Group { id, name })
+        .collect::<Vec<_>>();
     Ok(axum::Json(groups))
 }
 
 /// Creates a group if it does not exist yet; returns whether it was created.
 pub async fn ensure_group(db: &Db, id: &str, name: &str) -> Result<bool, AppError> {
     validate_id("group", id)?;
-    let result = sqlx::query(
-        "INSERT INTO screen_groups (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(result.rows_affected() == 1)
+    insert_id_name(db, "screen_groups", id, name).await
 }
 
 pub async fn create_group(
@@ -487,33 +472,18 @@ pub async fn list_campaigns(
     State(state): State<AppState>,
     _auth: Auth<Viewer>,
 ) -> Result<impl IntoResponse, AppError> {
-    let rows = sqlx::query("SELECT id, name FROM campaigns ORDER BY id")
-        .fetch_all(state.db().pool())
-        .await?;
-    let campaigns = rows
-        .iter()
-        .map(|row| {
-            Ok(Campaign {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let campaigns = list_id_names(state.db(), "campaigns")
+        .await?
+        .into_iter()
+        .map(|(id, name)| Campaign { id, name })
+        .collect::<Vec<_>>();
     Ok(axum::Json(campaigns))
 }
 
 /// Creates a campaign if it does not exist; returns whether it was created.
 pub async fn ensure_campaign(db: &Db, id: &str, name: &str) -> Result<bool, AppError> {
     validate_id("campaign", id)?;
-    let result = sqlx::query(
-        "INSERT INTO campaigns (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(result.rows_affected() == 1)
+    insert_id_name(db, "campaigns", id, name).await
 }
 
 pub async fn create_campaign(
@@ -532,4 +502,36 @@ pub async fn create_campaign(
         StatusCode::CREATED,
         axum::Json(Campaign { id: body.id, name }),
     ))
+}
+
+/// `(id, name)` rows of one of this module's id/name tables (screen groups,
+/// campaigns), ordered by id. `table` is always a constant, never input.
+async fn list_id_names(db: &Db, table: &'static str) -> Result<Vec<(String, String)>, AppError> {
+    let rows = sqlx::query(&format!("SELECT id, name FROM {table} ORDER BY id"))
+        .fetch_all(db.pool())
+        .await?;
+    let pairs = rows
+        .iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("name")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(pairs)
+}
+
+/// Inserts `(id, name)` into an id/name table unless the id exists; returns
+/// whether it was inserted. `table` is always a constant, never input.
+async fn insert_id_name(
+    db: &Db,
+    table: &'static str,
+    id: &str,
+    name: &str,
+) -> Result<bool, AppError> {
+    let result = sqlx::query(&format!(
+        "INSERT INTO {table} (id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
