@@ -715,6 +715,9 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
                 current.last_presented = Some(presented_at);
                 let item = &current.manifest.items[current.index];
                 self.health.set_current(Some(item.id.clone()), decoder);
+                // That first frame is on screen: a power cut before the
+                // first progress event still yields a record that says so.
+                self.count_frames(1, 0);
                 self.checkpoint().await;
                 self.preroll_next();
             }

@@ -132,7 +132,7 @@ impl Agent {
     }
 }
 
-fn manifest_store(config: &PlayerConfig) -> ManifestStore {
+pub(crate) fn manifest_store(config: &PlayerConfig) -> ManifestStore {
     ManifestStore::new(&run::manifest_dir(config))
 }
 
@@ -457,7 +457,11 @@ async fn agent_with_a_1970_clock_enrolls_syncs_and_records_server_time() {
 }
 
 /// The last error in the server's stored heartbeat, once it contains `needle`.
-async fn heartbeat_error_containing(rig: &Rig, screen: &str, needle: &str) -> serde_json::Value {
+pub(crate) async fn heartbeat_error_containing(
+    rig: &Rig,
+    screen: &str,
+    needle: &str,
+) -> serde_json::Value {
     eventually(
         Duration::from_secs(20),
         &format!("{needle:?} in the heartbeat"),

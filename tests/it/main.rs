@@ -14,6 +14,8 @@ mod agent_e2e;
 mod agent_e2e_support;
 #[cfg(all(feature = "agent", feature = "server"))]
 mod agent_enroll;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_hostile_e2e;
 #[cfg(feature = "agent")]
 mod agent_journal;
 #[cfg(feature = "agent")]
