@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::agent_e2e_support::{Rig, eventually, png, within};
+use crate::server_support::Backend;
 
 /// What the agent asked the engine to do.
 #[derive(Debug)]
@@ -160,8 +161,21 @@ async fn stored_records(rig: &Rig, screen: &str) -> (i64, i64, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn published_playlist_is_fetched_verified_cached_activated_played_and_proven() {
-    let rig = Rig::start().await;
+async fn published_playlist_is_fetched_verified_cached_activated_played_and_proven_sqlite() {
+    published_playlist_is_fetched_verified_cached_activated_played_and_proven(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_playlist_is_fetched_verified_cached_activated_played_and_proven_postgres() {
+    published_playlist_is_fetched_verified_cached_activated_played_and_proven(Backend::Postgres)
+        .await;
+}
+
+async fn published_playlist_is_fetched_verified_cached_activated_played_and_proven(
+    backend: Backend,
+) {
+    let rig = Rig::start_on(backend, |_| {}).await;
     let config = rig.config();
     rig.enroll_box(&config, "scr-sync").await;
     let poster = png("poster-1");

@@ -31,12 +31,20 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
+        Self::start_on(Backend::Sqlite, |_| {}).await
     }
 
     /// Starts with the server's config adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut ekran::server::Config)) -> Self {
-        let server = TestServer::start_with(TestDb::new(Backend::Sqlite).await, tweak).await;
+        Self::start_on(Backend::Sqlite, tweak).await
+    }
+
+    /// Starts on `backend`, with the server's config adjusted by `tweak`.
+    pub async fn start_on(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ekran::server::Config),
+    ) -> Self {
+        let server = TestServer::start_with(TestDb::new(backend).await, tweak).await;
         let response = server
             .client
             .post(server.url("/api/v1/venues"))
