@@ -52,12 +52,23 @@ pub struct IngestResult {
     pub http_per_sec: f64,
     /// Records per second of the raw multi-row insert baseline.
     pub raw_per_sec: f64,
+    /// Records per second of the strict hash and signature checks alone,
+    /// on all cores, as the endpoint runs them.
+    pub verify_per_sec: f64,
 }
 
 impl IngestResult {
     /// HTTP ingest throughput relative to the raw insert (target ≥ 0.5).
     pub fn ratio(&self) -> f64 {
         self.http_per_sec / self.raw_per_sec
+    }
+
+    /// The ratio an endpoint would reach if checking records were its only
+    /// cost besides the raw insert: the ceiling strict verification sets
+    /// on this machine's cores.
+    pub fn verify_ceiling(&self) -> f64 {
+        let per_record = 1.0 / self.verify_per_sec + 1.0 / self.raw_per_sec;
+        (1.0 / per_record) / self.raw_per_sec
     }
 }
 
@@ -278,6 +289,15 @@ pub async fn ingest(
         .collect::<Result<_, _>>()
         .map_err(setup)?;
 
+    // The checks alone, as the endpoint runs them (all cores).
+    let key = fixture.key.verifying_key();
+    let started = Instant::now();
+    let checks = super::ingest::verify_all(&all, &key);
+    let verify = started.elapsed();
+    if let Some(Err(error)) = checks.into_iter().find(Result::is_err) {
+        return Err(setup(format!("a bench record does not verify: {error}")));
+    }
+
     let started = Instant::now();
     for body in bodies {
         fixture
@@ -321,6 +341,7 @@ pub async fn ingest(
         batch,
         http_per_sec: records as f64 / http.as_secs_f64(),
         raw_per_sec: records as f64 / raw.as_secs_f64(),
+        verify_per_sec: records as f64 / verify.as_secs_f64().max(1e-9),
     })
 }
 

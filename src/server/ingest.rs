@@ -378,7 +378,7 @@ pub async fn ingest(
 
 /// Checks every record's hash and signature, spread over the CPU cores
 /// (signature checks dominate the cost of ingest).
-fn verify_all(
+pub(crate) fn verify_all(
     records: &[PlayRecord],
     key: &ed25519_dalek::VerifyingKey,
 ) -> Vec<Result<(), PopError>> {

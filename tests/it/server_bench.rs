@@ -16,6 +16,7 @@ async fn bench_harness_runs(backend: Backend) {
     let ingest = bench::ingest(&db, 120, 50).await.unwrap();
     assert_eq!((ingest.records, ingest.batch), (120, 50));
     assert!(ingest.ratio().is_finite() && ingest.ratio() > 0.0);
+    assert!(ingest.verify_per_sec > 0.0 && ingest.verify_ceiling() < 1.0);
     let fetches = bench::manifest_304(&db, 20, 4).await.unwrap();
     assert!(fetches.per_sec > 0.0);
     // 50 screens x 5 campaigns x 28 days x 7 venues, folded by the modulos.
