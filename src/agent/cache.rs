@@ -8,10 +8,18 @@
 //! ones the manifest pinned, and a power cut leaves either the old state or
 //! the verified file, never a half-written one. This module owns that
 //! promise, eviction and the disk quota; fetching is [`super::download`]'s.
+//!
+//! Eviction spares what the playback loop holds ([`MediaCache::hold`]: the
+//! play on screen and the one committed to follow it, which the engine may
+//! already have prerolled). A file no manifest needs but still held is
+//! deferred and goes once the loop lets go of it
+//! ([`MediaCache::evict_released`]): after a new manifest is activated, the
+//! old media leave at the item boundary where the new manifest takes over.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -198,6 +206,17 @@ pub struct MediaCache {
     media_dir: PathBuf,
     tmp_dir: PathBuf,
     quota_bytes: u64,
+    /// Shared by every clone: the sync task evicts, the playback loop holds.
+    holds: Arc<Mutex<Holds>>,
+}
+
+/// Media the playback loop uses, and media eviction left for it.
+#[derive(Debug, Default)]
+struct Holds {
+    /// SHA-256s of the play on screen and the one committed to follow it.
+    held: HashSet<String>,
+    /// SHA-256s no manifest needs any more, kept only because they were held.
+    deferred: HashSet<String>,
 }
 
 fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError + use<> {
@@ -214,6 +233,7 @@ impl MediaCache {
             media_dir: dir.join("media"),
             tmp_dir: dir.join("tmp"),
             quota_bytes,
+            holds: Arc::default(),
         };
         for sub in [&cache.media_dir, &cache.tmp_dir] {
             std::fs::create_dir_all(sub).map_err(io_error("create", sub))?;
@@ -307,8 +327,11 @@ impl MediaCache {
 
     /// Removes every cached file whose SHA-256 is not in `keep` (the media
     /// of the accepted and pending manifests), and temp files of downloads
-    /// nobody needs any more.
+    /// nobody needs any more. Files the playback loop holds stay until it
+    /// lets go of them (see [`Self::hold`]).
     pub fn evict(&self, keep: &HashSet<String>) -> Result<Eviction, CacheError> {
+        let mut holds = self.holds();
+        holds.deferred.retain(|sha| !keep.contains(sha));
         let mut eviction = Eviction::default();
         for (dir, suffix) in [(&self.media_dir, ""), (&self.tmp_dir, ".part")] {
             for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
@@ -321,17 +344,73 @@ impl MediaCache {
                 if keep.contains(sha) {
                     continue;
                 }
-                let len = entry
-                    .metadata()
-                    .map_err(io_error("stat", &entry.path()))?
-                    .len();
-                remove_file(&entry.path())?;
-                tracing::info!(sha, bytes = len, "media cache: evicted");
-                eviction.files += 1;
-                eviction.bytes += len;
+                if suffix.is_empty() && holds.held.contains(sha) {
+                    tracing::info!(sha, "media cache: on screen or next; evicted once played");
+                    holds.deferred.insert(sha.to_owned());
+                    continue;
+                }
+                self.remove_evicted(&entry.path(), sha, &mut eviction)?;
             }
         }
         Ok(eviction)
+    }
+
+    /// The playback loop's media now: the play on screen and the one
+    /// committed to follow (its file may already be open in the engine).
+    /// Eviction leaves these alone; returns whether media it deferred are
+    /// now free to go ([`Self::evict_released`]).
+    pub fn hold(&self, sha256s: HashSet<String>) -> bool {
+        let mut holds = self.holds();
+        holds.held = sha256s;
+        holds.deferred.iter().any(|sha| !holds.held.contains(sha))
+    }
+
+    /// Media a manifest needs again (a new pending one) are no longer due
+    /// for eviction.
+    pub fn cancel_eviction(&self, needed: &HashSet<String>) {
+        self.holds().deferred.retain(|sha| !needed.contains(sha));
+    }
+
+    /// Removes the media eviction deferred while they were held, now that
+    /// they are not.
+    pub fn evict_released(&self) -> Result<Eviction, CacheError> {
+        let mut holds = self.holds();
+        let released: Vec<String> = holds
+            .deferred
+            .iter()
+            .filter(|sha| !holds.held.contains(*sha))
+            .cloned()
+            .collect();
+        let mut eviction = Eviction::default();
+        for sha in released {
+            let path = self.media_path(&sha)?;
+            if path.exists() {
+                self.remove_evicted(&path, &sha, &mut eviction)?;
+            }
+            holds.deferred.remove(&sha);
+        }
+        Ok(eviction)
+    }
+
+    fn holds(&self) -> MutexGuard<'_, Holds> {
+        // The sets stay consistent even if a holder panicked.
+        self.holds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remove_evicted(
+        &self,
+        path: &Path,
+        sha: &str,
+        eviction: &mut Eviction,
+    ) -> Result<(), CacheError> {
+        let len = std::fs::metadata(path)
+            .map_err(io_error("stat", path))?
+            .len();
+        remove_file(path)?;
+        tracing::info!(sha, bytes = len, "media cache: evicted");
+        eviction.files += 1;
+        eviction.bytes += len;
+        Ok(())
     }
 
     /// Checks that `needed` more bytes fit in the quota, evicting media
@@ -558,6 +637,38 @@ mod tests {
                 bytes: 40
             }
         );
+    }
+
+    #[test]
+    fn held_media_outlive_eviction_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(dir.path(), 1 << 20).unwrap();
+        let on_screen = put(&cache, b"clip on screen");
+        let next = put(&cache, b"clip prerolled next");
+        let idle = put(&cache, b"clip nobody plays");
+        let new = put(&cache, b"clip of the new manifest");
+        let held = |media: &[&Media]| media.iter().map(|m| m.sha256.clone()).collect();
+        assert!(!cache.hold(held(&[&on_screen, &next])));
+
+        // A new manifest needs only `new`: what is not held goes at once.
+        let keep: HashSet<String> = [new.sha256.clone()].into();
+        let eviction = cache.evict(&keep).unwrap();
+        assert_eq!(eviction.files, 1);
+        assert!(!cache.contains(&idle));
+        assert!(cache.contains(&on_screen) && cache.contains(&next));
+
+        // The committed play starts: the finished one is released.
+        assert!(cache.hold(held(&[&next])));
+        assert_eq!(cache.evict_released().unwrap().files, 1);
+        assert!(!cache.contains(&on_screen));
+        assert!(cache.contains(&next));
+        assert_eq!(cache.evict_released().unwrap(), Eviction::default());
+
+        // A newer manifest needs `next` again: it is no longer due to go.
+        cache.cancel_eviction(&[next.sha256.clone()].into());
+        assert!(!cache.hold(held(&[&new])));
+        assert_eq!(cache.evict_released().unwrap(), Eviction::default());
+        assert!(cache.contains(&next) && cache.contains(&new));
     }
 
     #[test]

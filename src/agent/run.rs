@@ -684,12 +684,40 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
             sender: sender.clone(),
         };
         self.port.play(request, events);
+        self.hold_media();
     }
 
     fn show_fallback(&mut self, retry_at: Option<Timestamp>) {
         self.health.set_current(None, None);
         self.retry_at = retry_at;
         self.port.show_fallback();
+        self.hold_media();
+    }
+
+    /// Tells the cache which media the engine has now (the play on screen
+    /// and the committed one), so eviction after an activation spares them;
+    /// media it deferred and nothing holds any more go now.
+    fn hold_media(&self) {
+        let held = self
+            .current
+            .iter()
+            .map(|current| current.manifest.items[current.index].media.sha256.clone())
+            .chain(
+                self.committed_next
+                    .iter()
+                    .map(|(_, _, next)| next.item.media.sha256.clone()),
+            )
+            .collect();
+        if self.cache.hold(held) {
+            let cache = self.cache.clone();
+            // Under the cache's lock it re-checks what is held: calls
+            // finishing out of order cannot remove a file in use.
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = cache.evict_released() {
+                    tracing::warn!(%error, "media cache: evicting released media failed");
+                }
+            });
+        }
     }
 
     async fn on_event(
@@ -787,16 +815,11 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
 
     fn preroll_next(&mut self) {
         let Some(current) = &self.current else { return };
-        // Commit only within the manifest now playable: after an activation
-        // (or with nothing playable) the next play is decided afresh.
-        if !self
-            .playable
-            .as_ref()
-            .is_some_and(|playable| Arc::ptr_eq(playable, &current.manifest))
-        {
+        // With nothing playable the fallback follows: decided at the end.
+        let Some(playable) = self.playable.clone() else {
             return;
-        }
-        let Ok(schedule) = Schedule::new(&current.manifest) else {
+        };
+        let Ok(schedule) = Schedule::new(&playable) else {
             return;
         };
         let item = &current.manifest.items[current.index];
@@ -806,13 +829,23 @@ impl<P: PlaybackPort> PlaybackLoop<P> {
         let started = current
             .first_presented
             .unwrap_or_else(|| self.health.now(&*self.clock));
-        if let Decision::Play { index, .. } =
+        let decision = if Arc::ptr_eq(&playable, &current.manifest) {
             self.scheduler
                 .next_after(&schedule, current.index, started, expected)
-            && let Some(next) = self.request(&current.manifest, index)
+        } else {
+            // A manifest activated since this play was decided: the next
+            // play is its first, prerolled like any other so the switch
+            // happens at this item's end without a gap. (Indices of the
+            // current play refer to its old manifest: no history to add.)
+            let ends_at = started.checked_add(expected).unwrap_or(started);
+            self.scheduler.decide(&schedule, ends_at)
+        };
+        if let Decision::Play { index, .. } = decision
+            && let Some(next) = self.request(&playable, index)
         {
             self.port.preroll(&next);
-            self.committed_next = Some((current.manifest.clone(), index, next));
+            self.committed_next = Some((playable, index, next));
+            self.hold_media();
         }
     }
 

@@ -1,7 +1,8 @@
 //! Applying a manifest envelope from the server (SPEC §4): verify and
 //! accept it with the trust rules, keep it as the pending manifest, fetch
 //! its media, and activate it atomically once every file is verified; then
-//! evict media nothing needs any more.
+//! evict media nothing needs any more (those on screen or prerolled go
+//! once the playback loop lets go of them, see [`MediaCache::hold`]).
 //!
 //! Order matters for power cuts: the pending manifest is written before the
 //! trust state records its version, so a box that accepted version N+1 always
@@ -146,6 +147,9 @@ impl Syncer {
         let now: Timestamp = state.now(clock);
         let manifest = &pending.manifest;
         let keep = self.store.media_in_use();
+        // Media an earlier activation left for the playback loop to let go
+        // of stay, if this manifest needs them again.
+        self.cache.cancel_eviction(&keep);
         match self
             .downloader
             .ensure(&self.cache, manifest, &self.base, &keep, now)

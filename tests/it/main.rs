@@ -20,6 +20,8 @@ mod agent_hostile_e2e;
 mod agent_journal;
 #[cfg(feature = "agent")]
 mod agent_support;
+#[cfg(all(feature = "agent", feature = "server"))]
+mod agent_switch;
 #[cfg(feature = "agent")]
 mod agent_sync;
 #[cfg(feature = "agent")]
@@ -41,6 +43,8 @@ mod playback_render;
 mod playback_window;
 #[cfg(all(feature = "player", feature = "server"))]
 mod player_e2e;
+#[cfg(all(feature = "player", feature = "server"))]
+mod player_e2e_support;
 mod playlist;
 mod pop;
 mod schedule;

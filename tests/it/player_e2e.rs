@@ -1,345 +1,120 @@
 //! The whole product end to end, as separate processes: `ekran server`,
 //! `ekran token create`, `ekran screen approve`, `ekran push` and a headless
-//! `ekran player` (sync agent + real GStreamer + wgpu on lavapipe). The
-//! player's proof of play must reach the server verified, with presented
-//! durations, and a SIGKILL mid-clip must end up as an `interrupted`
-//! record in a chain that still verifies.
+//! `ekran player` (sync agent + real GStreamer + wgpu on lavapipe), once on
+//! SQLite and once on PostgreSQL. In one run of the box:
+//!
+//! 1. a playlist of two clips and a still plays gaplessly and its proof of
+//!    play reaches the server verified, with presented durations;
+//! 2. a SIGKILL mid-clip ends up as an `interrupted` record in a chain that
+//!    still verifies;
+//! 3. the server crashes: the box keeps playing and journaling; the server
+//!    comes back on the same address and the backlog arrives exactly once;
+//!    meanwhile someone with the database made it serve a tampered
+//!    envelope, which the box refuses, says so in its heartbeat, and plays on;
+//! 4. version 2 (another clip) is pushed while playing: the switch happens
+//!    at an item boundary within the gap bound, no snapshot is black, and
+//!    the old media leave the cache only once they are off screen;
+//! 5. the server is made to serve version 1's genuine envelope again
+//!    (rollback): refused, reported, version 2 plays on;
+//! 6. nothing schedulable: the black fallback, and SIGTERM stops cleanly.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ekran::pop::{AuditBundle, Outcome, PlayRecord};
+use ekran::pop::{Outcome, PlayRecord};
 
-use crate::server_support::{Backend, ServerProcess, TestDb, strip_ansi};
+use crate::player_e2e_support::{
+    Player, Publications, SCREEN, assert_verifies, cached_media, clip, ekran, field, file_sha,
+    is_black, ok, runtime, screen_records, snapshots, still, tampered, token, until_black,
+    until_drawn, until_records, until_status,
+};
+use crate::server_support::{Backend, ServerProcess, TestDb};
 
-const SCREEN: &str = "e2e-box";
-
-fn ekran(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ekran"))
-        .args(args)
-        .env_remove("EKRAN_SERVER")
-        .env_remove("EKRAN_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn ok(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn token(data: &Path, role: &str) -> String {
-    ok(&ekran(&[
-        "token",
-        "create",
-        "--data",
-        data.to_str().unwrap(),
-        "--role",
-        role,
-    ]))
-}
-
-fn gst(args: &[&str], out: &Path) {
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(args)
-        .arg(format!("location={}", out.display()))
-        .status()
-        .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools)");
-    assert!(
-        status.success(),
-        "gst-launch-1.0 failed for {}",
-        out.display()
-    );
-}
-
-/// A 1 s 320x240 H.264 clip at 30 fps.
-fn clip(out: &Path, pattern: &str) {
-    let pattern = format!("pattern={pattern}");
-    gst(
-        &[
-            "videotestsrc",
-            "num-buffers=30",
-            &pattern,
-            "!",
-            "video/x-raw,width=320,height=240,framerate=30/1",
-            "!",
-            "x264enc",
-            "!",
-            "mp4mux",
-            "!",
-            "filesink",
-        ],
-        out,
-    );
-}
-
-/// A running `ekran player --headless`; its log lines arrive on `lines`.
-struct Player {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Player {
-    fn start(config: &Path, snapshots: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ekran"))
-            .args([
-                "player",
-                "--headless",
-                "--refresh",
-                "30",
-                "--snapshot-every",
-                "0.2",
-            ])
-            .arg("--snapshot-dir")
-            .arg(snapshots)
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info,ekran::agent::run=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ekran player");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if sender.send(strip_ansi(&line)).is_err() {
-                    return;
-                }
-            }
-        });
-        Player {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// The first log line (from now) that `matches`, within `limit`.
-    fn wait_for(&mut self, limit: Duration, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "timed out waiting for {what}; player log:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Forgets the lines logged so far (older plays), so that the next
-    /// [`Self::wait_for`] sees only what happens from now on.
-    fn skip_backlog(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap()
-    }
-}
-
-/// Waits until a snapshot in `dir` shows something on the black
-/// background (the pairing screen's text).
-fn until_drawn(dir: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let drawn = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|entry| {
-                image::open(entry.path()).is_ok_and(|image| {
-                    image
-                        .to_rgb8()
-                        .pixels()
-                        .filter(|pixel| pixel.0.iter().any(|&c| c > 128))
-                        .count()
-                        > 50
-                })
-            });
-        if drawn {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot in {} shows the pairing screen",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until the newest snapshot in `dir`, taken after `after`, is all black.
-fn until_black(dir: &Path, after: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let newest = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.path())
-            .max()
-            .filter(|newest| newest.as_path() > after);
-        // A snapshot being written may not decode yet: try again.
-        let black = newest
-            .and_then(|path| image::open(path).ok())
-            .is_some_and(|image| {
-                image
-                    .to_rgb8()
-                    .pixels()
-                    .all(|pixel| pixel.0.iter().all(|&c| c < 16))
-            });
-        if black {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the screen never went black (fallback) in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The value of `key=` in a tracing log line.
-fn field(line: &str, key: &str) -> String {
-    let rest = line
-        .split(&format!("{key}="))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {key}= in {line}"));
-    rest.split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_owned()
-}
-
-/// The runtime the blocking test drives its HTTP calls on.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
-}
-
-fn get_json<T: serde::de::DeserializeOwned>(url: String, token: &str) -> T {
-    runtime().block_on(async {
-        let response = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{url}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    })
-}
-
-fn export(server: &str, viewer: &str) -> AuditBundle {
-    let today = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date();
-    let from = today.yesterday().unwrap();
-    let to = today.tomorrow().unwrap();
-    get_json(
-        format!("{server}/api/v1/audit/export?from={from}&to={to}"),
-        viewer,
-    )
-}
-
-fn screen_records(bundle: &AuditBundle) -> Vec<PlayRecord> {
-    let mut records: Vec<PlayRecord> = bundle
-        .records
-        .iter()
-        .filter(|record| record.body.screen_id == SCREEN)
-        .cloned()
-        .collect();
-    records.sort_by_key(|record| record.body.seq);
-    records
-}
-
-/// Polls the server's export until `done` accepts the screen's records.
-fn until_records(
-    server: &str,
-    viewer: &str,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&[PlayRecord]) -> bool,
-) -> AuditBundle {
-    let deadline = Instant::now() + limit;
-    loop {
-        let bundle = export(server, viewer);
-        if done(&screen_records(&bundle)) {
-            return bundle;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; records: {:#?}",
-            screen_records(&bundle)
-                .iter()
-                .map(|r| &r.body)
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// `ekran pop verify` on the export, and no audit findings on the server.
-fn assert_verifies(dir: &Path, server: &str, viewer: &str, bundle: &AuditBundle) {
-    let file = dir.join(format!("export-{}.json", bundle.records.len()));
-    std::fs::write(&file, serde_json::to_vec(bundle).unwrap()).unwrap();
-    ok(&ekran(&["pop", "verify", file.to_str().unwrap()]));
-    let findings: serde_json::Value = get_json(
-        format!("{server}/api/v1/audit/findings?screen={SCREEN}"),
-        viewer,
-    );
-    assert_eq!(findings, serde_json::json!([]), "audit findings");
+#[test]
+fn full_loop_on_sqlite() {
+    full_loop(Backend::Sqlite);
 }
 
 #[test]
-fn a_real_player_reports_verified_proof_of_play_and_survives_a_kill() {
-    let db = runtime().block_on(TestDb::new(Backend::Sqlite));
+fn full_loop_on_postgres() {
+    full_loop(Backend::Postgres);
+}
+
+/// A playlist for campaign `e2e` with `items` (id, media, still duration),
+/// flying from `start` for 30 days.
+fn playlist(items: &[(&str, &str, Option<&str>)], start: jiff::civil::Date) -> String {
+    let mut toml = format!(
+        r#"campaign = "End to end"
+id = "e2e"
+timezone = "UTC"
+
+[targets]
+groups = ["e2e"]
+
+[flight]
+start = {start}
+end = {}
+
+[[ticker]]
+text = "Ekran end to end"
+"#,
+        start.checked_add(jiff::Span::new().days(30)).unwrap()
+    );
+    for (id, media, duration) in items {
+        toml.push_str(&format!("\n[[item]]\nid = \"{id}\"\nmedia = \"{media}\"\n"));
+        if let Some(duration) = duration {
+            toml.push_str(&format!("duration = \"{duration}\"\n"));
+        }
+    }
+    toml
+}
+
+fn push(file: &Path, source: &str, base: &str, manager: &str) {
+    std::fs::write(file, source).unwrap();
+    ok(&ekran(&[
+        "push",
+        file.to_str().unwrap(),
+        "--server",
+        base,
+        "--token",
+        manager,
+    ]));
+}
+
+/// Seqs 1..=n, each once: nothing lost, nothing delivered twice.
+fn assert_contiguous(records: &[PlayRecord]) {
+    let seqs: Vec<u64> = records.iter().map(|r| r.body.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+}
+
+/// Start of `next` minus end of `previous`, ms.
+fn gap(previous: &PlayRecord, next: &PlayRecord) -> i64 {
+    next.body.started_at_ms - previous.body.ended_at_ms
+}
+
+/// Gapless: a play starts on the refresh after its predecessor's last one
+/// (a refresh is 33 ms at 30 Hz; slack for a loaded machine).
+const MAX_GAP_MS: i64 = 90;
+
+/// One full loop at a time: two real-time players rendering on the CPU at
+/// once would each miss refreshes, and presented timing is what is tested.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn full_loop(backend: Backend) {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let began = Instant::now();
+    let db = runtime().block_on(TestDb::new(backend));
     let server = runtime().block_on(ServerProcess::spawn(&db));
     let base = server.base.clone();
-    let data = db.data.path();
-    let admin = token(data, "admin");
-    let manager = token(data, "manager");
-    let viewer = token(data, "viewer");
+    let admin = token(&db, "admin");
+    let manager = token(&db, "manager");
+    let viewer = token(&db, "viewer");
     let created = runtime().block_on(async {
         reqwest::Client::new()
             .post(format!("{base}/api/v1/venues"))
@@ -356,20 +131,13 @@ fn a_real_player_reports_verified_proof_of_play_and_survives_a_kill() {
     std::fs::create_dir(&media).unwrap();
     clip(&media.join("clip-a.mp4"), "smpte");
     clip(&media.join("clip-b.mp4"), "ball");
-    gst(
-        &[
-            "videotestsrc",
-            "num-buffers=1",
-            "pattern=checkers-8",
-            "!",
-            "video/x-raw,width=320,height=240",
-            "!",
-            "pngenc",
-            "!",
-            "filesink",
-        ],
-        &media.join("poster.png"),
-    );
+    clip(&media.join("clip-c.mp4"), "pinwheel");
+    still(&media.join("poster.png"), "checkers-8");
+    let v1_media: Vec<String> = ["clip-a.mp4", "clip-b.mp4", "poster.png"]
+        .iter()
+        .map(|name| file_sha(&media.join(name)))
+        .collect();
+    let clip_c = file_sha(&media.join("clip-c.mp4"));
 
     let box_dir = dir.path().join("box");
     let config = dir.path().join("player.toml");
@@ -398,7 +166,7 @@ volume = 0.0
     // First start: the pairing code shows (and is logged); approve it.
     let pairing_snapshots = dir.path().join("pairing");
     let mut player = Player::start(&config, &pairing_snapshots);
-    let line = player.wait_for(Duration::from_secs(20), "the pairing code", |line| {
+    let line = player.wait_for(Duration::from_secs(30), "the pairing code", |line| {
         line.contains("pairing code on screen")
     });
     let code = field(&line, "code");
@@ -411,55 +179,22 @@ volume = 0.0
         line.contains("screen enrolled")
     });
 
+    // 1. Three items play; the server holds verified, gapless proof.
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();
-    let playlist = dir.path().join("e2e.toml");
-    std::fs::write(
-        &playlist,
-        format!(
-            r#"campaign = "End to end"
-id = "e2e"
-timezone = "UTC"
-
-[targets]
-groups = ["e2e"]
-
-[flight]
-start = {}
-end = {}
-
-[[item]]
-id = "clip-a"
-media = "media/clip-a.mp4"
-
-[[item]]
-id = "clip-b"
-media = "media/clip-b.mp4"
-
-[[item]]
-id = "poster"
-media = "media/poster.png"
-duration = "1s"
-
-[[ticker]]
-text = "Ekran end to end"
-"#,
-            today.yesterday().unwrap(),
-            today.checked_add(jiff::Span::new().days(30)).unwrap()
-        ),
-    )
-    .unwrap();
-    ok(&ekran(&[
-        "push",
-        playlist.to_str().unwrap(),
-        "--server",
+    let playlist_file = dir.path().join("e2e.toml");
+    let v1_items = [
+        ("clip-a", "media/clip-a.mp4", None),
+        ("clip-b", "media/clip-b.mp4", None),
+        ("poster", "media/poster.png", Some("1s")),
+    ];
+    push(
+        &playlist_file,
+        &playlist(&v1_items, today.yesterday().unwrap()),
         &base,
-        "--token",
         &manager,
-    ]));
-
-    // Every item played to its end, reported with its presented duration.
+    );
     let completed_items = |records: &[PlayRecord]| {
         ["e2e/clip-a", "e2e/clip-b", "e2e/poster"]
             .iter()
@@ -472,14 +207,16 @@ text = "Ekran end to end"
     let bundle = until_records(
         &base,
         &viewer,
-        Duration::from_secs(30),
+        Duration::from_secs(40),
         "completed plays",
         completed_items,
     );
     let records = screen_records(&bundle);
+    let v1 = records[0].body.manifest_version;
     for record in &records {
         let body = &record.body;
         assert_eq!(body.outcome, Outcome::Completed, "{body:?}");
+        assert_eq!(body.manifest_version, v1, "{body:?}");
         assert_eq!(
             body.ended_at_ms - body.started_at_ms,
             body.duration_ms as i64
@@ -498,20 +235,15 @@ text = "Ekran end to end"
         let age = jiff::Timestamp::now().duration_since(started);
         assert!(age.as_secs() < 60, "presented times are now's: {body:?}");
     }
-    // Gapless: each play starts on the refresh after its predecessor's
-    // last one (a refresh is 33 ms at 30 Hz; slack for a loaded machine).
-    let gaps: Vec<i64> = records
-        .windows(2)
-        .map(|pair| pair[1].body.started_at_ms - pair[0].body.ended_at_ms)
-        .collect();
-    eprintln!("gaps between plays (ms): {gaps:?}");
+    let gaps: Vec<i64> = records.windows(2).map(|w| gap(&w[0], &w[1])).collect();
+    eprintln!("[{backend:?}] gaps between plays (ms): {gaps:?}");
     assert!(
-        gaps.iter().all(|gap| (0..=90).contains(gap)),
+        gaps.iter().all(|gap| (0..=MAX_GAP_MS).contains(gap)),
         "gaps between plays: {gaps:?} ms"
     );
     assert_verifies(dir.path(), &base, &viewer, &bundle);
 
-    // SIGKILL mid-clip: once the clip's first frame is checkpointed.
+    // 2. SIGKILL mid-clip: once the clip's first frame is checkpointed.
     player.skip_backlog();
     let line = player.wait_for(Duration::from_secs(20), "a clip to start", |line| {
         line.contains(" play ") && line.contains("item=e2e/clip-")
@@ -522,11 +254,12 @@ text = "Ekran end to end"
     });
     player.kill();
 
-    let player = Player::start(&config, &dir.path().join("restarted"));
+    let snapshots_dir = dir.path().join("restarted");
+    let mut player = Player::start(&config, &snapshots_dir);
     let bundle = until_records(
         &base,
         &viewer,
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "the interrupted record",
         |records| {
             records
@@ -542,38 +275,251 @@ text = "Ekran end to end"
         "{:?}",
         interrupted.body
     );
-    let seqs: Vec<u64> = records.iter().map(|r| r.body.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "no gap, no duplicate"
-    );
+    assert_contiguous(&records);
     assert_verifies(dir.path(), &base, &viewer, &bundle);
 
-    // Nothing schedulable (the campaign's flight starts tomorrow): the
-    // screen goes to the black fallback instead of holding the last picture.
-    let snapshots = dir.path().join("restarted");
-    until_drawn(&snapshots, Duration::from_secs(10));
-    let drawn = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.path())
-        .max()
-        .unwrap();
-    let later = std::fs::read_to_string(&playlist).unwrap().replace(
-        &format!("start = {}", today.yesterday().unwrap()),
-        &format!("start = {}", today.tomorrow().unwrap()),
+    // 3. The server crashes. The box plays on and journals; uploads fail.
+    let address = server.address().to_owned();
+    let before_outage = player.mark();
+    let outage = Instant::now();
+    server.kill();
+    player.wait_since(
+        before_outage,
+        Duration::from_secs(20),
+        "an upload failing while the server is down",
+        |line| line.contains("proof-of-play upload failed"),
     );
-    std::fs::write(&playlist, later).unwrap();
-    ok(&ekran(&[
-        "push",
-        playlist.to_str().unwrap(),
-        "--server",
+    let mut journaled_offline = Vec::new();
+    let mut from = before_outage;
+    while journaled_offline.len() < 4 {
+        let (at, line) = player.wait_since(
+            from,
+            Duration::from_secs(20),
+            "plays journaled while the server is down",
+            |line| line.contains("play journaled"),
+        );
+        journaled_offline.push(field(&line, "seq").parse::<u64>().unwrap());
+        from = at + 1;
+    }
+    // Meanwhile the database is made to serve an envelope the server's
+    // signer never made: its newest manifest with the version raised.
+    let publications = Publications::open(&db);
+    let (latest, genuine) = publications.latest();
+    assert_eq!(latest, v1, "the box plays the newest publication");
+    publications.serve_instead(&tampered(&genuine));
+    publications.close();
+    let cached_before = cached_media(&box_dir);
+
+    let before_restart = player.mark();
+    let server = runtime().block_on(ServerProcess::spawn_on(&db, &address));
+    assert_eq!(server.base, base, "the box's server_url still points at it");
+    let down_for = outage.elapsed();
+    let last_offline = *journaled_offline.last().unwrap();
+    let backlog_started = Instant::now();
+    let bundle = until_records(
         &base,
-        "--token",
+        &viewer,
+        Duration::from_secs(30),
+        "the backlog journaled while the server was down",
+        |records| records.iter().any(|r| r.body.seq == last_offline),
+    );
+    let backlog_took = backlog_started.elapsed();
+    let records = screen_records(&bundle);
+    assert_contiguous(&records);
+    assert_verifies(dir.path(), &base, &viewer, &bundle);
+    let delivered: Vec<String> = player
+        .log_since(before_restart)
+        .iter()
+        .filter(|line| line.contains("proof-of-play records delivered"))
+        .map(|line| field(line, "delivered"))
+        .collect();
+    eprintln!(
+        "[{backend:?}] server down {down_for:?}; seqs journaled offline (first 4): {journaled_offline:?}; \
+         after restart {} records on the server within {backlog_took:?}; deliveries: {delivered:?}",
+        records.len()
+    );
+
+    // The tampered envelope was refused; the heartbeat says why; v1 plays on.
+    let (refused_at, line) = player.wait_since(
+        before_restart,
+        Duration::from_secs(20),
+        "the tampered manifest refused",
+        |line| line.contains("manifest rejected"),
+    );
+    assert!(line.contains("envelope rejected"), "{line}");
+    let status = until_status(
+        &base,
+        &admin,
+        Duration::from_secs(20),
+        "the refusal in the heartbeat",
+        |status| {
+            status["last_error"]
+                .as_str()
+                .is_some_and(|error| error.contains("envelope rejected"))
+        },
+    );
+    assert_eq!(status["manifest_version"], v1, "{status:#}");
+    eprintln!(
+        "[{backend:?}] heartbeat after the tampered envelope: {}",
+        status["last_error"]
+    );
+    let (_, line) = player.wait_since(
+        refused_at,
+        Duration::from_secs(10),
+        "a play after the refusal",
+        |line| line.contains(" play ") && line.contains("item=e2e/"),
+    );
+    assert!(!line.contains("e2e/clip-c"), "{line}");
+    assert_eq!(
+        cached_media(&box_dir),
+        cached_before,
+        "the cache is untouched"
+    );
+
+    // 4. Version 2 while playing: another clip. The switch comes at an item
+    // boundary, gapless, never black; the old media go once off screen.
+    let shown_before = snapshots(&snapshots_dir).last().cloned().unwrap();
+    let before_v2 = player.mark();
+    let v2_items = [("clip-c", "media/clip-c.mp4", None)];
+    push(
+        &playlist_file,
+        &playlist(&v2_items, today.yesterday().unwrap()),
+        &base,
         &manager,
-    ]));
-    until_black(&snapshots, &drawn, Duration::from_secs(15));
+    );
+    let (_, line) = player.wait_since(
+        before_v2,
+        Duration::from_secs(30),
+        "version 2 activated",
+        |line| line.contains("manifest activated"),
+    );
+    let v2: u64 = field(&line, "version").parse().unwrap();
+    assert!(v2 > v1);
+    let (first_v2_at, first_v2_line) = player.wait_since(
+        before_v2,
+        Duration::from_secs(20),
+        "the first play of version 2",
+        |line| line.contains(" play ") && line.contains("item=e2e/clip-c"),
+    );
+    let first_v2_play = field(&first_v2_line, "play");
+    let bundle = until_records(
+        &base,
+        &viewer,
+        Duration::from_secs(20),
+        "the first play of version 2 completed",
+        |records| {
+            records
+                .iter()
+                .any(|r| r.body.play_id == first_v2_play && r.body.outcome == Outcome::Completed)
+        },
+    );
+    let records = screen_records(&bundle);
+    assert_contiguous(&records);
+    let first = records
+        .iter()
+        .position(|r| r.body.manifest_version == v2)
+        .unwrap();
+    assert_eq!(records[first].body.play_id, first_v2_play);
+    let last_v1 = &records[first - 1];
+    assert_eq!(last_v1.body.manifest_version, v1);
+    assert_eq!(
+        last_v1.body.outcome,
+        Outcome::Completed,
+        "{:?}",
+        last_v1.body
+    );
+    let switch_gap = gap(last_v1, &records[first]);
+    let around: Vec<i64> = records[first.saturating_sub(3)..]
+        .windows(2)
+        .map(|w| gap(&w[0], &w[1]))
+        .collect();
+    eprintln!(
+        "[{backend:?}] v{v1} -> v{v2} switch gap {switch_gap} ms; gaps around it: {around:?}"
+    );
+    assert!(
+        around.iter().all(|gap| (0..=MAX_GAP_MS).contains(gap)),
+        "gaps around the switch: {around:?} ms"
+    );
+    let switch_snapshots: Vec<_> = snapshots(&snapshots_dir)
+        .into_iter()
+        .filter(|path| *path > shown_before)
+        .collect();
+    assert!(switch_snapshots.len() >= 5, "{switch_snapshots:?}");
+    for path in &switch_snapshots {
+        assert_ne!(is_black(path), Some(true), "black frame {}", path.display());
+    }
+    // Eviction spared what was on screen or prerolled at the activation;
+    // the last v1 item's file went only once version 2 was playing.
+    player.wait_since(
+        before_v2,
+        Duration::from_secs(10),
+        "an eviction deferred while the file was on screen",
+        |line| line.contains("evicted once played"),
+    );
+    player.wait_since(
+        first_v2_at,
+        Duration::from_secs(10),
+        "the last v1 item's media evicted after the switch",
+        |line| line.contains("media cache: evicted") && line.contains(&last_v1.body.media_sha256),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cached_media(&box_dir) != [clip_c.clone()] {
+        assert!(
+            Instant::now() < deadline,
+            "old media still cached: {:?} (v1 media {v1_media:?})",
+            cached_media(&box_dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 5. Rollback: the server serves version 1's genuine envelope again
+    // (its row now holds the tampered one: the copy read before).
+    let before_rollback = player.mark();
+    let publications = Publications::open(&db);
+    publications.serve_instead(&genuine);
+    publications.close();
+    let (refused_at, line) = player.wait_since(
+        before_rollback,
+        Duration::from_secs(30),
+        "the rolled-back manifest refused",
+        |line| line.contains("manifest rejected"),
+    );
+    assert!(line.contains("rollback"), "{line}");
+    let status = until_status(
+        &base,
+        &admin,
+        Duration::from_secs(20),
+        "the rollback in the heartbeat",
+        |status| {
+            status["last_error"]
+                .as_str()
+                .is_some_and(|error| error.contains("rollback"))
+        },
+    );
+    assert_eq!(status["manifest_version"], v2, "{status:#}");
+    eprintln!(
+        "[{backend:?}] heartbeat after the rollback: {}",
+        status["last_error"]
+    );
+    player.wait_since(
+        refused_at,
+        Duration::from_secs(10),
+        "version 2 playing on after the refusal",
+        |line| line.contains(" play ") && line.contains("item=e2e/clip-c"),
+    );
+    assert_eq!(cached_media(&box_dir), [clip_c.clone()]);
+
+    // 6. Nothing schedulable (the flight starts tomorrow): the screen goes
+    // to the black fallback instead of holding the last picture.
+    until_drawn(&snapshots_dir, Duration::from_secs(10));
+    let drawn = snapshots(&snapshots_dir).last().cloned().unwrap();
+    push(
+        &playlist_file,
+        &playlist(&v2_items, today.tomorrow().unwrap()),
+        &base,
+        &manager,
+    );
+    until_black(&snapshots_dir, &drawn, Duration::from_secs(15));
 
     let status = player.terminate();
     assert!(
@@ -581,4 +527,5 @@ text = "Ekran end to end"
         "SIGTERM stops the player cleanly: {status}"
     );
     drop(server);
+    eprintln!("[{backend:?}] full loop took {:?}", began.elapsed());
 }

@@ -411,9 +411,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `ekran server` on `db` (its data dir, and DATABASE_URL on PostgreSQL).
     pub async fn spawn(db: &TestDb) -> Self {
+        Self::spawn_on(db, "127.0.0.1:0").await
+    }
+
+    /// [`Self::spawn`] listening on `listen` (a restart on the port that
+    /// clients already point at: `127.0.0.1:PORT` of an earlier [`Self::base`]).
+    pub async fn spawn_on(db: &TestDb, listen: &str) -> Self {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ekran"));
         command
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .args(["server", "--listen", listen, "--data"])
             .arg(db.data.path())
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped());
@@ -448,6 +454,19 @@ impl ServerProcess {
         Self {
             child: Some(child),
             base: format!("http://{address}"),
+        }
+    }
+
+    /// The `host:port` it listens on.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// SIGKILL (a crash or power cut of the server host) and waits.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill server");
+            child.wait().expect("wait for server");
         }
     }
 
