@@ -270,6 +270,12 @@ volume = 0.0
     let records = screen_records(&bundle);
     let interrupted = records.iter().find(|r| r.body.play_id == play_id).unwrap();
     assert!(interrupted.body.item_id.starts_with("e2e/clip-"));
+    // Killed after its first frame was checkpointed: the record says so.
+    assert!(
+        interrupted.body.frames_presented >= 1,
+        "{:?}",
+        interrupted.body
+    );
     assert!(
         interrupted.body.duration_ms <= 1300,
         "{:?}",
