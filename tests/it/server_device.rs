@@ -229,7 +229,9 @@ async fn heartbeat_is_stored_as_latest_status(backend: Backend) {
         let response = device
             .send(&server, "POST", "/api/v1/device/heartbeat", &body)
             .await;
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer, json!({"screenshot_requested": false}));
     }
     let response = device
         .send(&server, "POST", "/api/v1/device/heartbeat", b"[1,2]")
