@@ -77,8 +77,9 @@ impl WebSession {
             .send()
             .await
             .unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
+        let status = page.status();
         let html = page.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{html}");
         let csrf = html_attr_after(&html, "name=\"csrf-token\" content=\"").expect("csrf meta");
         Self { cookie, csrf }
     }

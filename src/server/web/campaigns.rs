@@ -643,34 +643,56 @@ fn timeline_svg(
             );
         }
     }
+    // Back-to-back plays of one item are drawn as one block (a one-second
+    // clip looping all day would otherwise be tens of thousands of rects).
+    let mut runs: Vec<(Timestamp, Timestamp, &str, usize)> = Vec::new();
     for (at, id) in plays {
+        let end = *at + item_length(manifest, id, length_of);
+        match runs.last_mut() {
+            Some(run) if run.2 == id && run.1 == *at => {
+                run.1 = end;
+                run.3 += 1;
+            }
+            _ => runs.push((*at, end, id, 1)),
+        }
+    }
+    let zone = schedule.time_zone();
+    for (start, end, id, count) in runs {
         let index = manifest
             .items
             .iter()
-            .position(|item| &item.id == id)
+            .position(|item| item.id == id)
             .unwrap_or(0);
         let colour = COLOURS[index % COLOURS.len()];
-        let x = minutes(*at);
-        let width = (item_length(manifest, id, length_of).as_secs_f64() / 60.0).max(0.2);
+        let x = minutes(start);
+        let width = (minutes(end) - x).max(0.2);
         let _ = write!(
             svg,
-            "<rect x=\"{x:.2}\" y=\"8\" width=\"{width:.2}\" height=\"52\" fill=\"{colour}\"><title>{} {}</title></rect>",
+            "<rect x=\"{x:.2}\" y=\"8\" width=\"{width:.2}\" height=\"52\" fill=\"{colour}\"><title>{} ×{count} {}–{}</title></rect>",
             escape(id),
-            at.to_zoned(schedule.time_zone().clone())
-                .strftime("%H:%M:%S")
+            start.to_zoned(zone.clone()).strftime("%H:%M:%S"),
+            end.to_zoned(zone.clone()).strftime("%H:%M:%S"),
         );
     }
-    // Ticker band, sampled each minute.
+    // Ticker band, sampled each minute, drawn as one block per stretch.
     let mut ticker_minutes = 0;
-    for minute in 0..1440 {
+    let mut stretch: Option<i64> = None;
+    for minute in 0..=1440 {
         let at = day_start + SignedDuration::from_mins(minute);
-        if !schedule.active_overlays(at).is_empty() {
-            ticker_minutes += 1;
-            let _ = write!(
-                svg,
-                "<rect x=\"{minute}\" y=\"66\" width=\"1\" height=\"10\" fill=\"#d13b3b\"/>"
-            );
+        let on = minute < 1440 && !schedule.active_overlays(at).is_empty();
+        match (on, stretch) {
+            (true, None) => stretch = Some(minute),
+            (false, Some(first)) => {
+                let _ = write!(
+                    svg,
+                    "<rect x=\"{first}\" y=\"66\" width=\"{}\" height=\"10\" fill=\"#d13b3b\"/>",
+                    minute - first
+                );
+                stretch = None;
+            }
+            _ => {}
         }
+        ticker_minutes += i64::from(on);
     }
     svg.push_str("</svg>");
     (svg, ticker_minutes)

@@ -87,13 +87,11 @@ pub fn airtime_svg(
         }
         root.present().map_err(|e| e.to_string())?;
     }
-    // Scale with its container instead of a fixed pixel size.
+    // Scale with its container (plotters already writes the viewBox)
+    // instead of a fixed pixel size.
     Ok(svg.replacen(
         &format!("width=\"{}\" height=\"{}\"", SIZE.0, SIZE.1),
-        &format!(
-            "viewBox=\"0 0 {} {}\" preserveAspectRatio=\"xMidYMid meet\" role=\"img\" class=\"chart\"",
-            SIZE.0, SIZE.1
-        ),
+        "preserveAspectRatio=\"xMidYMid meet\" role=\"img\" class=\"chart\"",
         1,
     ))
 }
