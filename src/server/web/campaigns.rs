@@ -336,16 +336,16 @@ pub async fn submit(web: Web, Form(form): Form<EditorForm>) -> Result<Response, 
     Ok(response)
 }
 
+/// An item whose media file is not in the library: item id, media path, where it is named.
+type MissingMedia = (String, String, playlist::Location);
+
 /// Maps each item's media path to the SHA-256 of the library file of that
 /// name (the path as written, else its base name); lists the items whose
 /// file is not in the library.
 fn resolve_media(
     parsed: &Playlist,
     names: &BTreeMap<String, String>,
-) -> (
-    BTreeMap<String, String>,
-    Vec<(String, String, playlist::Location)>,
-) {
+) -> (BTreeMap<String, String>, Vec<MissingMedia>) {
     let mut media = BTreeMap::new();
     let mut missing = Vec::new();
     for item in &parsed.items {
