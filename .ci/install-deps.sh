@@ -13,6 +13,9 @@ packages=(
 # deploy/ checks (tests/it/deploy.rs): unit verification, shell lint,
 # packaging, the reverse proxies' own config checks, backups.
 packages+=(systemd shellcheck dpkg-dev nginx-light caddy postgresql-client rsync)
+# The web dashboard's browser tests (tests/it/web_browser.rs): headless
+# Chromium driven through chromedriver.
+packages+=(chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

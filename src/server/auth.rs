@@ -227,7 +227,8 @@ impl MinRole for Admin {
     const ROLE: Role = Role::Admin;
 }
 
-/// Extractor: a request bearing `Authorization: Bearer <token>` whose token
+/// Extractor: a request bearing `Authorization: Bearer <token>` (or the
+/// dashboard's session cookie, with its CSRF token on writes) whose token
 /// is live and has at least role `R`. 401 without a valid token, 403 with
 /// too small a role.
 pub struct Auth<R: MinRole> {
@@ -250,12 +251,36 @@ impl<R: MinRole> FromRequestParts<AppState> for Auth<R> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = bearer_secret(parts).ok_or_else(|| {
-            AppError::Unauthorized("missing API token: send Authorization: Bearer <token>".into())
-        })?;
-        let caller = authenticate(state.db(), secret)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("unknown or revoked API token".into()))?;
+        let caller = match bearer_secret(parts) {
+            Some(secret) => authenticate(state.db(), secret)
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("unknown or revoked API token".into()))?,
+            // A browser signed in to the dashboard calls the API with its
+            // session cookie; anything but a read must carry the CSRF token.
+            None => {
+                let session = crate::server::web::session::from_headers(state.db(), &parts.headers)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Unauthorized(
+                            "missing API token: send Authorization: Bearer <token>".into(),
+                        )
+                    })?;
+                let safe = matches!(
+                    parts.method,
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                );
+                let presented = parts
+                    .headers
+                    .get(crate::server::web::session::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                if !safe && !session.csrf_matches(presented) {
+                    return Err(AppError::Forbidden(
+                        "missing or wrong X-CSRF-Token header: a request made with a dashboard session must carry its CSRF token".into(),
+                    ));
+                }
+                session.caller
+            }
+        };
         if caller.role < R::ROLE {
             return Err(AppError::Forbidden(format!(
                 "this endpoint needs the {} role; token {:?} has {}",

@@ -13,7 +13,9 @@
 //! - [`audit`]: the auditor's export of signed records, verifiable offline.
 //! - [`metrics`]: Prometheus counters.
 //! - [`bench`]: `ekran bench` (ingest ratio, 304 fetches).
+//! - [`screenshots`]: screenshots on request (operator asks, box uploads on its next contact).
 //! - [`api`]: the HTTP routes and handlers, grouped by resource.
+//! - [`web`]: the web dashboard (HTML pages, sessions, translations) at `/`.
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests start a
 //! real server on port 0 and stop it when they like.
@@ -30,6 +32,8 @@ pub mod media;
 pub mod metrics;
 pub mod publish;
 pub mod reports;
+pub mod screenshots;
+pub mod web;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

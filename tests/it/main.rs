@@ -67,3 +67,9 @@ mod server_publish;
 #[cfg(feature = "server")]
 mod server_support;
 mod trust;
+#[cfg(feature = "server")]
+mod web_browser;
+#[cfg(feature = "server")]
+mod web_http;
+#[cfg(feature = "server")]
+mod web_support;

@@ -535,3 +535,41 @@ async fn insert_id_name(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// `POST /api/v1/screens/{id}/screenshot-request` (manager): the box
+/// uploads a screenshot after its next heartbeat.
+pub async fn request_screenshot(
+    State(state): State<AppState>,
+    _auth: Auth<Manager>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let requested_at_ms = crate::server::screenshots::request(state.db(), &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "screen_id": id, "requested_at_ms": requested_at_ms })),
+    ))
+}
+
+/// `GET /api/v1/screens/{id}/screenshot` (manager): the latest screenshot
+/// as `image/png`, its arrival time in `X-Ekran-Taken-At` (RFC 3339).
+pub async fn screenshot(
+    State(state): State<AppState>,
+    _auth: Auth<Manager>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, AppError> {
+    let shot = crate::server::screenshots::load(state.db(), &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no screenshot of screen {id:?} yet")))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/png".to_owned()),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                axum::http::HeaderName::from_static("x-ekran-taken-at"),
+                shot.taken_at.to_string(),
+            ),
+        ],
+        shot.png,
+    )
+        .into_response())
+}

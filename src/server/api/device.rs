@@ -161,7 +161,8 @@ pub async fn upload_pop(
 
 /// `POST /api/v1/device/heartbeat`: a JSON object with the box's status
 /// (version, manifest version, current item, decoder, frames, cache, uptime,
-/// stale flag, last error…); stored as the screen's latest status.
+/// stale flag, last error…); stored as the screen's latest status. Answers
+/// 200 with a [`HeartbeatAnswer`] (whether a screenshot is wanted).
 pub async fn heartbeat(
     State(state): State<AppState>,
     request: DeviceRequest,
@@ -183,5 +184,26 @@ pub async fn heartbeat(
     .bind(&json)
     .execute(state.db().pool())
     .await?;
+    let screenshot_requested =
+        crate::server::screenshots::is_requested(state.db(), &request.screen.id).await?;
+    Ok(axum::Json(HeartbeatAnswer {
+        screenshot_requested,
+    }))
+}
+
+/// Answer to a heartbeat: what the server wants from the box next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// An operator asked for a screenshot: upload one with `PUT /api/v1/device/screenshot`.
+    pub screenshot_requested: bool,
+}
+
+/// `PUT /api/v1/device/screenshot`: a PNG (at most 4 MiB) of what the
+/// screen shows, stored as its latest screenshot; clears the request.
+pub async fn upload_screenshot(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<impl IntoResponse, AppError> {
+    crate::server::screenshots::store(state.db(), &request.screen.id, &request.body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! endpoints live under `/api/v1` with bearer tokens; the device endpoints
 //! under `/api/v1/device` with signed requests. The OpenAPI document
 //! (`openapi.yaml` beside this file) is served at `/api/v1/openapi.yaml`.
+//! The web dashboard's pages ([`super::web`]) are merged into the same router.
 
 pub mod admin;
 pub mod content;
@@ -12,7 +13,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use super::AppState;
 use super::error::AppError;
@@ -56,6 +57,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(admin::delete_screen),
         )
         .route(
+            "/api/v1/screens/{id}/screenshot-request",
+            post(admin::request_screenshot),
+        )
+        .route("/api/v1/screens/{id}/screenshot", get(admin::screenshot))
+        .route(
             "/api/v1/campaigns",
             get(admin::list_campaigns).post(admin::create_campaign),
         )
@@ -82,8 +88,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/device/manifest", get(device::manifest))
         .route("/api/v1/device/pop", post(device::upload_pop))
         .route("/api/v1/device/heartbeat", post(device::heartbeat))
+        .route("/api/v1/device/screenshot", put(device::upload_screenshot))
         .route("/metrics", get(content::metrics))
+        // The web dashboard at `/` (HTML pages; its POSTs pass the CSRF check).
+        .merge(super::web::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::web::csrf_guard,
+        ))
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,333 @@
+//! The media library (manager): uploads through the API's streaming
+//! endpoint with a progress bar (`static/app.js`), then the file name is
+//! recorded so playlists written here can name the file; the list shows
+//! size, type, the duration and codec of MP4 clips (read from the file's
+//! `moov` header: the server does not link a decoder), posters as
+//! thumbnails, and which playlists use each file.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use axum::Form;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::{OrPage, Web, WebError};
+use crate::manifest::Item;
+use crate::server::AppState;
+use crate::server::api::media::load_media;
+use crate::server::auth::Role;
+use crate::server::db::{Db, get_u64, now_ms};
+use crate::server::error::AppError;
+use crate::server::media::is_sha256_hex;
+
+/// Largest `moov` box read to find a clip's duration and codec.
+const MAX_MOOV_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest media name.
+const MAX_NAME_CHARS: usize = 200;
+
+/// What the header of an MP4 file says.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Mp4Facts {
+    /// Movie duration in seconds.
+    pub duration_secs: f64,
+    /// Sample entry type of the first video track (`avc1`, `hvc1`, `vp09`, …).
+    pub codec: Option<String>,
+}
+
+/// A library row.
+#[derive(Debug, serde::Serialize)]
+struct MediaRow {
+    sha256: String,
+    size: u64,
+    mime: String,
+    created_at_ms: i64,
+    names: Vec<String>,
+    used_by: Vec<String>,
+    is_image: bool,
+    facts: Option<Mp4Facts>,
+}
+
+/// `GET /media` (manager).
+pub async fn media(web: Web) -> Result<Response, Response> {
+    web.require(Role::Manager)?;
+    media_page(&web).await.map_err(IntoResponse::into_response)
+}
+
+async fn media_page(web: &Web) -> Result<Response, WebError> {
+    let db = web.state.db();
+    let names = names_by_sha(db).await.or_page(web)?;
+    let used = campaigns_by_sha(db).await.or_page(web)?;
+    let rows = sqlx::query(
+        "SELECT sha256, size, mime, created_at_ms FROM media ORDER BY created_at_ms DESC, sha256",
+    )
+    .fetch_all(db.pool())
+    .await
+    .or_page(web)?;
+    let mut media = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let sha256: String = row.try_get("sha256").or_page(web)?;
+        let mime: String = row.try_get("mime").or_page(web)?;
+        let size = get_u64(row, "size").or_page(web)?;
+        let facts = if mime == "video/mp4" {
+            probe_mp4(&web.state, &sha256, size).await
+        } else {
+            None
+        };
+        media.push(MediaRow {
+            names: names.get(&sha256).cloned().unwrap_or_default(),
+            used_by: used.get(&sha256).cloned().unwrap_or_default(),
+            is_image: mime.starts_with("image/"),
+            created_at_ms: row.try_get("created_at_ms").or_page(web)?,
+            facts,
+            sha256,
+            size,
+            mime,
+        });
+    }
+    Ok(web.render(
+        "media.html",
+        minijinja::context! {
+            media => media,
+            max_upload_bytes => web.state.config().max_upload_bytes,
+        },
+    ))
+}
+
+/// Media name → SHA-256 of every named upload.
+pub async fn name_map(db: &Db) -> Result<BTreeMap<String, String>, AppError> {
+    let rows = sqlx::query("SELECT name, sha256 FROM media_names ORDER BY name")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("name")?, row.try_get("sha256")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(AppError::from)
+}
+
+async fn names_by_sha(db: &Db) -> Result<BTreeMap<String, Vec<String>>, AppError> {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, sha256) in name_map(db).await? {
+        names.entry(sha256).or_default().push(name);
+    }
+    Ok(names)
+}
+
+/// SHA-256 → names of the campaigns whose stored playlist uses it.
+async fn campaigns_by_sha(db: &Db) -> Result<BTreeMap<String, Vec<String>>, AppError> {
+    let rows = sqlx::query("SELECT campaign_id, items_json FROM playlists ORDER BY campaign_id")
+        .fetch_all(db.pool())
+        .await?;
+    let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in &rows {
+        let campaign: String = row.try_get("campaign_id")?;
+        let items: Vec<Item> = serde_json::from_str(&row.try_get::<String, _>("items_json")?)
+            .map_err(AppError::internal)?;
+        for item in items {
+            let users = used.entry(item.media.sha256).or_default();
+            if !users.contains(&campaign) {
+                users.push(campaign.clone());
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// The naming form posted by the upload script once the bytes are stored.
+#[derive(Debug, Deserialize)]
+pub struct NameForm {
+    name: String,
+    sha256: String,
+}
+
+/// The base name of an uploaded file, refused when empty, too long or
+/// containing control characters.
+pub fn clean_name(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    (!base.is_empty()
+        && base != "."
+        && base != ".."
+        && base.chars().count() <= MAX_NAME_CHARS
+        && !base.chars().any(char::is_control))
+    .then(|| base.to_owned())
+}
+
+/// `POST /media/name` (manager): records the file name of an uploaded file
+/// (a later upload under the same name replaces the mapping).
+pub async fn name_media(web: Web, Form(form): Form<NameForm>) -> Result<Response, Response> {
+    let session = web.require(Role::Manager)?;
+    let fail = |status, key: &str| WebError::new(&web, status, web.t(key)).into_response();
+    let Some(name) = clean_name(&form.name) else {
+        return Err(fail(StatusCode::BAD_REQUEST, "media-bad-name"));
+    };
+    let sha256 = form.sha256.trim().to_ascii_lowercase();
+    if !is_sha256_hex(&sha256)
+        || load_media(web.state.db(), &sha256)
+            .await
+            .or_page(&web)
+            .map_err(IntoResponse::into_response)?
+            .is_none()
+    {
+        return Err(fail(StatusCode::NOT_FOUND, "media-unknown-sha"));
+    }
+    sqlx::query(
+        "INSERT INTO media_names (name, sha256, created_at_ms, created_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, created_at_ms = excluded.created_at_ms, created_by = excluded.created_by",
+    )
+    .bind(&name)
+    .bind(&sha256)
+    .bind(now_ms())
+    .bind(&session.caller.name)
+    .execute(web.state.db().pool())
+    .await
+    .or_page(&web)
+    .map_err(IntoResponse::into_response)?;
+    tracing::info!(name = %name, sha256 = %sha256, by = %session.caller.name, "media named");
+    Ok(Redirect::to("/media").into_response())
+}
+
+/// Reads `range` of a stored file into memory (small ranges only).
+async fn read_range(state: &AppState, sha256: &str, range: Range<u64>) -> Option<Vec<u8>> {
+    let mut stream = state.media().read(sha256, range).await.ok()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.ok()?);
+    }
+    Some(bytes)
+}
+
+/// Duration and codec of a stored MP4, from its `moov` box (found by
+/// walking the top-level box headers, reading nothing else).
+pub async fn probe_mp4(state: &AppState, sha256: &str, size: u64) -> Option<Mp4Facts> {
+    let mut offset = 0u64;
+    while offset + 8 <= size {
+        let header = read_range(state, sha256, offset..(offset + 16).min(size)).await?;
+        let (box_size, header_len) = box_size(&header, size - offset)?;
+        if &header[4..8] == b"moov" {
+            if box_size > MAX_MOOV_BYTES {
+                return None;
+            }
+            let moov = read_range(state, sha256, offset + header_len..offset + box_size).await?;
+            return parse_moov(&moov);
+        }
+        offset += box_size;
+    }
+    None
+}
+
+/// A box's total size and header length from its first bytes; `remaining`
+/// is what is left of the enclosing space (size 0 means "to the end").
+fn box_size(header: &[u8], remaining: u64) -> Option<(u64, u64)> {
+    let size32 = u32::from_be_bytes(header.get(0..4)?.try_into().ok()?);
+    let (size, header_len) = match size32 {
+        0 => (remaining, 8),
+        1 => (u64::from_be_bytes(header.get(8..16)?.try_into().ok()?), 16),
+        n => (u64::from(n), 8),
+    };
+    (size >= header_len && size <= remaining).then_some((size, header_len))
+}
+
+/// The children of a box body: (type, body).
+fn children(mut data: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut boxes = Vec::new();
+    while data.len() >= 8 {
+        let Some((size, header_len)) = box_size(data, data.len() as u64) else {
+            break;
+        };
+        let (size, header_len) = (size as usize, header_len as usize);
+        let mut kind = [0u8; 4];
+        kind.copy_from_slice(&data[4..8]);
+        boxes.push((kind, &data[header_len..size]));
+        data = &data[size..];
+    }
+    boxes
+}
+
+fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    children(data)
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, body)| body)
+}
+
+fn parse_moov(moov: &[u8]) -> Option<Mp4Facts> {
+    let mvhd = child(moov, b"mvhd")?;
+    // Full box: version (1 byte) + flags (3); v0 has 32-bit times, v1 64-bit.
+    let (timescale, duration) = match *mvhd.first()? {
+        0 => (
+            u32::from_be_bytes(mvhd.get(12..16)?.try_into().ok()?),
+            u64::from(u32::from_be_bytes(mvhd.get(16..20)?.try_into().ok()?)),
+        ),
+        1 => (
+            u32::from_be_bytes(mvhd.get(20..24)?.try_into().ok()?),
+            u64::from_be_bytes(mvhd.get(24..32)?.try_into().ok()?),
+        ),
+        _ => return None,
+    };
+    if timescale == 0 {
+        return None;
+    }
+    let codec = children(moov)
+        .into_iter()
+        .filter(|(kind, _)| kind == b"trak")
+        .find_map(|(_, trak)| {
+            let mdia = child(trak, b"mdia")?;
+            let hdlr = child(mdia, b"hdlr")?;
+            if hdlr.get(8..12)? != b"vide" {
+                return None;
+            }
+            let stsd = child(child(child(mdia, b"minf")?, b"stbl")?, b"stsd")?;
+            // Full box header (4) + entry count (4), then the first sample entry.
+            let entry = stsd.get(8..)?;
+            Some(String::from_utf8_lossy(entry.get(4..8)?).into_owned())
+        });
+    Some(Mp4Facts {
+        duration_secs: duration as f64 / f64::from(timescale),
+        codec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn moov_gives_duration_and_video_codec() {
+        let mut mvhd = vec![0u8; 100];
+        mvhd[12..16].copy_from_slice(&1000u32.to_be_bytes());
+        mvhd[16..20].copy_from_slice(&2500u32.to_be_bytes());
+        let mut hdlr = vec![0u8; 24];
+        hdlr[8..12].copy_from_slice(b"vide");
+        let mut stsd = vec![0u8; 8];
+        stsd.extend(mp4_box(b"avc1", &[0u8; 70]));
+        let stbl = mp4_box(b"stbl", &mp4_box(b"stsd", &stsd));
+        let minf = mp4_box(b"minf", &stbl);
+        let mut mdia = mp4_box(b"hdlr", &hdlr);
+        mdia.extend(minf);
+        let trak = mp4_box(b"trak", &mp4_box(b"mdia", &mdia));
+        let mut moov = mp4_box(b"mvhd", &mvhd);
+        moov.extend(trak);
+        let facts = parse_moov(&moov).unwrap();
+        assert_eq!(facts.duration_secs, 2.5);
+        assert_eq!(facts.codec.as_deref(), Some("avc1"));
+    }
+
+    #[test]
+    fn names_are_base_names_without_tricks() {
+        assert_eq!(clean_name("C:\\clips\\a.mp4").as_deref(), Some("a.mp4"));
+        assert_eq!(clean_name("../x/клип.mp4").as_deref(), Some("клип.mp4"));
+        assert_eq!(clean_name(".."), None);
+        assert_eq!(clean_name("a\nb"), None);
+        assert_eq!(clean_name("  "), None);
+    }
+}

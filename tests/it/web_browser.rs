@@ -1,0 +1,428 @@
+//! The web dashboard in a real browser: headless Chromium from Debian
+//! driven through chromedriver (WebDriver, fantoccini), against a real
+//! server on SQLite. A manager uploads a clip and a poster, writes a
+//! playlist with a per-date poster and a Cyrillic ticker, previews the
+//! schedule and publishes it to an approved screen; an admin looks at the
+//! fleet; a viewer reads the report and its CSV (compared with the API's),
+//! is refused a manager page, and a form without its CSRF token is refused.
+//! Screenshots of the main pages go to `target/web-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ekran::server::auth::Role;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::server_support::{Backend, TestDevice, TestServer, sample_mp4, sample_png};
+use crate::web_support::{api_csv, pop_chain, upload_pop};
+
+/// Where screenshots of the main pages are written.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// chromedriver on a free loopback port, ended when dropped.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver must be installed (Debian chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        // Ready when it answers its status endpoint.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let probe = reqwest::Client::new();
+        loop {
+            if let Ok(response) = probe.get(format!("{url}/status")).send().await
+                && response.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            url,
+            profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let profile = self.profile.path();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    "--lang=en-US",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session in headless Chromium")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Saves a screenshot and checks it is a real, non-blank picture.
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, &png).unwrap();
+    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgb8();
+    assert!(
+        image.width() >= 300 && image.height() >= 300,
+        "{name}: {}x{}",
+        image.width(),
+        image.height()
+    );
+    let mut colours = std::collections::HashSet::new();
+    for pixel in image.pixels().step_by(7) {
+        colours.insert(pixel.0);
+    }
+    assert!(
+        colours.len() > 20,
+        "{name}: only {} colours, the page looks blank",
+        colours.len()
+    );
+}
+
+async fn sign_in(browser: &Client, server: &TestServer, token: &str) {
+    browser.goto(&server.url("/signin")).await.unwrap();
+    browser
+        .find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#signin-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("form[action='/signout']"))
+        .await
+        .unwrap();
+}
+
+async fn sign_out(browser: &Client) {
+    browser
+        .find(Locator::Css("form[action='/signout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#signin-form"))
+        .await
+        .unwrap();
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Uploads a file through the media page's form and waits for it in the list.
+async fn upload_through_page(browser: &Client, server: &TestServer, path: &Path) {
+    browser.goto(&server.url("/media")).await.unwrap();
+    browser
+        .find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#upload-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath(&format!(
+            "//table[@id='media-table']//td[contains(., '{name}')]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{name} never appeared in the library: {e}"));
+}
+
+const PLAYLIST: &str = r#"campaign = "Права человека"
+id = "rights"
+timezone = "Europe/Kyiv"
+[targets]
+groups = ["lobbies"]
+[flight]
+start = 2027-06-01
+end = 2027-06-30
+[[item]]
+id = "clip"
+media = "clip.mp4"
+weight = 2
+[[item]]
+id = "poster-26"
+media = "poster.png"
+duration = "10s"
+dates = [2027-06-26]
+priority = 1
+max_plays_per_hour = 6
+[[ticker]]
+text = "Телефон доверия, круглосуточно: 98 787 66 66"
+"#;
+
+/// 2026-11-28T21:30:00Z: 23:30 in Kyiv.
+const EVENING_MS: i64 = 1_795_901_400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_from_upload_to_report_in_the_browser() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &["lobbies"], "kyiv-lobby").await;
+    upload_pop(
+        &server,
+        &device,
+        &pop_chain(&device, "Права человека", 90, EVENING_MS, 60_000),
+    )
+    .await;
+    let heartbeat = json!({"agent_version": "0.1.0", "manifest_version": 1, "current_item": "clip",
+        "decoder": "avdec_h264", "frames_presented": 900, "frames_dropped": 3,
+        "disk_free_bytes": 12_000_000_000u64, "cache_bytes": 150_000_000u64, "stale": false});
+    let response = device
+        .send(
+            &server,
+            "POST",
+            "/api/v1/device/heartbeat",
+            &serde_json::to_vec(&heartbeat).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let manager = server.token(Role::Manager).await;
+    let viewer = server.token(Role::Viewer).await;
+
+    let files = tempfile::tempdir().unwrap();
+    let clip = files.path().join("clip.mp4");
+    std::fs::write(&clip, sample_mp4()).unwrap();
+    let poster = files.path().join("poster.png");
+    std::fs::write(&poster, sample_png()).unwrap();
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+
+    // Manager: upload, write the playlist, preview, publish.
+    sign_in(&browser, &server, &manager).await;
+    upload_through_page(&browser, &server, &clip).await;
+    upload_through_page(&browser, &server, &poster).await;
+    let library = text_of(&browser, "#media-table").await;
+    assert!(library.contains("avc1"), "{library}");
+    screenshot(&browser, "media").await;
+
+    browser.goto(&server.url("/playlists/edit")).await.unwrap();
+    let file_name = browser.find(Locator::Css("#file-name")).await.unwrap();
+    file_name.clear().await.unwrap();
+    file_name.send_keys("rights.toml").await.unwrap();
+    let source = browser.find(Locator::Css("#source")).await.unwrap();
+    source.clear().await.unwrap();
+    source.send_keys(PLAYLIST).await.unwrap();
+    // Date inputs take typed text in the browser's locale format; set the value itself.
+    browser
+        .execute(
+            "document.getElementById('preview-day').value = '2027-06-26';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#action-preview"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let preview = text_of(&browser, "#preview").await;
+    assert!(
+        preview.contains("poster-26") && preview.contains("clip"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("kyiv-lobby") && preview.contains("Europe/Kyiv"),
+        "{preview}"
+    );
+    let valid = text_of(&browser, "#editor-valid").await;
+    assert!(
+        valid.contains("Телефон доверия"),
+        "the Cyrillic ticker survived typing: {valid}"
+    );
+    screenshot(&browser, "editor-preview").await;
+
+    browser
+        .find(Locator::Css("#action-publish"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let published = text_of(&browser, "#published").await;
+    assert!(
+        published.contains("kyiv-lobby: manifest version 2"),
+        "{published}"
+    );
+    let envelope: serde_json::Value = server
+        .client
+        .get(server.url("/api/v1/screens/kyiv-lobby/manifest"))
+        .bearer_auth(&server.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        envelope["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(manifest["version"], 2);
+    assert_eq!(manifest["items"][1]["dates"], json!(["2027-06-26"]));
+    assert_eq!(
+        manifest["overlays"][0]["text"],
+        "Телефон доверия, круглосуточно: 98 787 66 66"
+    );
+    browser.goto(&server.url("/playlists")).await.unwrap();
+    let publications = text_of(&browser, "#publications-table").await;
+    assert!(publications.contains("kyiv-lobby"), "{publications}");
+    screenshot(&browser, "playlists").await;
+    sign_out(&browser).await;
+
+    // Admin: the fleet, in Russian.
+    sign_in(&browser, &server, &server.admin).await;
+    browser.goto(&server.url("/fleet?lang=ru")).await.unwrap();
+    let fleet = text_of(&browser, "#screen-kyiv-lobby").await;
+    assert!(
+        fleet.contains("в сети") && fleet.contains("avdec_h264") && fleet.contains("программный"),
+        "{fleet}"
+    );
+    screenshot(&browser, "fleet-ru").await;
+    browser.goto(&server.url("/fleet?lang=en")).await.unwrap();
+    sign_out(&browser).await;
+
+    // Viewer: the report and its CSV, then a manager page and a forged form.
+    sign_in(&browser, &server, &viewer).await;
+    let query = "from=2026-11-28&to=2026-11-29";
+    browser
+        .goto(&server.url(&format!("/reports?{query}")))
+        .await
+        .unwrap();
+    let table = text_of(&browser, "#report-table").await;
+    assert!(
+        table.contains("Права человека") && table.contains("Nov 29, 2026"),
+        "{table}"
+    );
+    assert!(browser.find(Locator::Css("svg.chart")).await.is_ok());
+    screenshot(&browser, "reports").await;
+    let href = browser
+        .find(Locator::Css("#csv-link"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let csv = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERROR ' + e));",
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        csv.as_str().unwrap(),
+        api_csv(&server, &viewer, query).await
+    );
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.refresh().await.unwrap();
+    text_of(&browser, "#report-table").await;
+    screenshot(&browser, "reports-phone").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+
+    browser.goto(&server.url("/playlists/edit")).await.unwrap();
+    let refused = text_of(&browser, "#error-message").await;
+    assert!(refused.contains("needs the manager role"), "{refused}");
+    assert!(text_of(&browser, "h1").await.contains("403"));
+    screenshot(&browser, "forbidden").await;
+
+    browser.goto(&server.url("/reports")).await.unwrap();
+    browser
+        .execute(
+            "const form = document.querySelector(\"form[action='/signout']\");
+             form.querySelector(\"input[name='csrf']\").remove();
+             form.submit();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let refused = text_of(&browser, "#error-message").await;
+    assert!(refused.contains("CSRF"), "{refused}");
+    // The refused sign-out did nothing: the session still works.
+    browser.goto(&server.url("/reports")).await.unwrap();
+    text_of(&browser, "#report-filters").await;
+
+    browser.close().await.unwrap();
+    drop(driver);
+    server.stop().await;
+}

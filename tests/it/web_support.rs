@@ -1,0 +1,176 @@
+//! Helpers of the web dashboard tests: signing in over HTTP like a browser
+//! (cookies by hand, no redirects followed) and sealing proof-of-play
+//! records so reports have something to show.
+
+use ekran::pop::{GENESIS_HASH, Outcome, PlayBody, PlayRecord, seal};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
+
+use crate::server_support::{TestDevice, TestServer};
+
+/// A client that shows redirects instead of following them.
+pub fn browser_like_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of cookie `name` among the response's `Set-Cookie` headers, with its attributes.
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the cookie in a `Set-Cookie` line.
+pub fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .unwrap_or_default()
+}
+
+/// The `value` of the hidden/meta field named `name` in an HTML page.
+pub fn html_attr_after(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let rest = &html[start..];
+    let end = rest.find('"')?;
+    Some(rest[..end].to_owned())
+}
+
+/// A signed-in browser session: the session cookie and the page's CSRF token.
+pub struct WebSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl WebSession {
+    /// Signs in with `token` through the sign-in form.
+    pub async fn sign_in(server: &TestServer, token: &str) -> Self {
+        let client = browser_like_client();
+        let form = client.get(server.url("/signin")).send().await.unwrap();
+        assert_eq!(form.status(), StatusCode::OK);
+        let signin_cookie =
+            set_cookie(form.headers(), "ekran_signin_csrf").expect("sign-in cookie");
+        let html = form.text().await.unwrap();
+        let field = html_attr_after(&html, "name=\"csrf\" value=\"").expect("csrf field");
+        assert_eq!(cookie_value(&signin_cookie), field);
+        let response = client
+            .post(server.url("/signin"))
+            .header(COOKIE, format!("ekran_signin_csrf={field}"))
+            .form(&[("token", token), ("csrf", &field), ("next", "/reports")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let session = set_cookie(response.headers(), "ekran_session").expect("session cookie");
+        let cookie = format!("ekran_session={}", cookie_value(&session));
+        let page = client
+            .get(server.url("/reports"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = page.status();
+        let html = page.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let csrf = html_attr_after(&html, "name=\"csrf-token\" content=\"").expect("csrf meta");
+        Self { cookie, csrf }
+    }
+
+    /// GET `path` with the session.
+    pub async fn get(&self, server: &TestServer, path: &str) -> reqwest::Response {
+        browser_like_client()
+            .get(server.url(path))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a form with the session, adding the CSRF field when `with_csrf`.
+    pub async fn post_form(
+        &self,
+        server: &TestServer,
+        path: &str,
+        fields: &[(&str, &str)],
+        with_csrf: bool,
+    ) -> reqwest::Response {
+        let mut fields: Vec<(&str, &str)> = fields.to_vec();
+        if with_csrf {
+            fields.push(("csrf", &self.csrf));
+        }
+        browser_like_client()
+            .post(server.url(path))
+            .header(COOKIE, &self.cookie)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Sealed records `1..=count` of one screen for `campaign`, each
+/// `duration_ms` long, back to back from `start_ms`.
+pub fn pop_chain(
+    device: &TestDevice,
+    campaign: &str,
+    count: u64,
+    start_ms: i64,
+    duration_ms: u64,
+) -> Vec<PlayRecord> {
+    let screen_id = device.screen_id.clone().unwrap();
+    let mut prev = GENESIS_HASH.to_owned();
+    (1..=count)
+        .map(|seq| {
+            let started = start_ms + (seq as i64 - 1) * duration_ms as i64;
+            let body = PlayBody {
+                screen_id: screen_id.clone(),
+                seq,
+                play_id: format!("play-{seq}"),
+                item_id: "clip".into(),
+                campaign: campaign.into(),
+                media_sha256: "ab".repeat(32),
+                manifest_version: 1,
+                started_at_ms: started,
+                ended_at_ms: started + duration_ms as i64,
+                duration_ms,
+                frames_presented: duration_ms / 40,
+                frames_dropped: 0,
+                outcome: Outcome::Completed,
+                stale: false,
+            };
+            let record = seal(body, &prev, &device.key).unwrap();
+            prev = record.hash.clone();
+            record
+        })
+        .collect()
+}
+
+/// Uploads records as the device and expects them accepted.
+pub async fn upload_pop(server: &TestServer, device: &TestDevice, records: &[PlayRecord]) {
+    let body = serde_json::to_vec(records).unwrap();
+    let response = device
+        .send(server, "POST", "/api/v1/device/pop", &body)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The API's CSV report.
+pub async fn api_csv(server: &TestServer, token: &str, query: &str) -> String {
+    let response = server
+        .client
+        .get(server.url(&format!("/api/v1/reports/airtime?{query}&format=csv")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
