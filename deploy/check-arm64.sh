@@ -139,7 +139,7 @@ stats=$work/stats.json
 SECONDS=0
 # The stall timer runs on the wall clock; 5 s fits a real box, not GStreamer
 # loading libav's codecs under emulation on a busy machine.
-timeout 900 qemu-aarch64 "$binary" play --headless --size 320x240 --stall-seconds 300 \
+timeout 1800 qemu-aarch64 "$binary" play --headless --size 320x240 --stall-seconds 300 \
   --stats "$stats" "$clip" ||
   die "ekran play --headless failed under emulation (exit $?)"
 [[ -s $stats ]] || die "ekran play wrote no stats"
