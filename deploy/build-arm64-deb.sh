@@ -72,8 +72,8 @@ install_build_deps() {
   if ((${#missing[@]})); then
     [[ $(id -u) == 0 ]] || die "missing build packages (${missing[*]}); run as root once to install them"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -qq -y --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -qq -y --no-install-recommends "${missing[@]}"
   fi
   if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"
