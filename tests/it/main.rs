@@ -16,6 +16,8 @@ mod agent_e2e_support;
 mod agent_enroll;
 #[cfg(feature = "agent")]
 mod agent_journal;
+#[cfg(feature = "player")]
+mod agent_screenshot;
 #[cfg(feature = "agent")]
 mod agent_support;
 #[cfg(feature = "agent")]
