@@ -50,11 +50,12 @@ impl Request {
 #[derive(Debug, Default)]
 struct Seen {
     heartbeats: usize,
+    asked: bool,
     screenshots: Vec<Request>,
 }
 
-/// A device server: the first heartbeat is answered with
-/// `{"screenshot_requested": true}`, later ones with `204`; screenshots
+/// A device server: the first heartbeat reporting an item on screen is
+/// answered with `{"screenshot_requested": true}`, all others with `204`; screenshots
 /// are stored; manifest long-polls are held open (nothing new);
 /// proof-of-play uploads get `503`. Each request is sent to `events`.
 async fn device_server(seen: Arc<Mutex<Seen>>, events: mpsc::UnboundedSender<Request>) -> String {
@@ -114,12 +115,15 @@ async fn answer(
         let _ = events.send(request.clone());
         let reply: String = match (request.method.as_str(), request.path.as_str()) {
             ("POST", "/api/v1/device/heartbeat") => {
-                let first = {
+                let report: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                let ask = {
                     let mut seen = seen.lock().unwrap();
                     seen.heartbeats += 1;
-                    seen.heartbeats == 1
+                    let ask = !seen.asked && !report["current_item"].is_null();
+                    seen.asked |= ask;
+                    ask
                 };
-                if first {
+                if ask {
                     let body = r#"{"screenshot_requested": true}"#;
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -268,7 +272,7 @@ async fn heartbeat_asking_for_a_screenshot_gets_a_small_png_of_the_frame_on_scre
         let _ = stopped.await;
     }));
 
-    // The first heartbeat asks; the upload follows.
+    // The first heartbeat with the poster on screen asks; the upload follows.
     let upload = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             let request = requests.recv().await.expect("server running");
