@@ -55,6 +55,10 @@ pub const MANIFEST_PATH: &str = "/api/v1/device/manifest";
 pub const POP_PATH: &str = "/api/v1/device/pop";
 /// Health report.
 pub const HEARTBEAT_PATH: &str = "/api/v1/device/heartbeat";
+/// A screenshot the server asked for in a heartbeat answer (`PUT`, PNG).
+pub const SCREENSHOT_PATH: &str = "/api/v1/device/screenshot";
+/// Largest screenshot the server takes (its limit on the `PUT` body).
+pub const MAX_SCREENSHOT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest answer read for anything but a manifest (identity, acks, errors).
 const MAX_SMALL_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -102,6 +106,16 @@ pub enum ClientError {
         status: u16,
         /// The server's `error` message, or the body's start.
         message: String,
+    },
+    /// A body this box would send is over the server's limit.
+    #[error("{path}: the body of {bytes} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The request path.
+        path: String,
+        /// The body's size.
+        bytes: usize,
+        /// The most the server takes.
+        limit: usize,
     },
     /// The answer is not what the API promises.
     #[error("the server's answer to {path} is malformed: {reason}")]
@@ -258,6 +272,31 @@ pub struct UploadAck {
     pub rejected: u64,
 }
 
+/// The server's answer to a heartbeat (`200` with this JSON object, or
+/// `204` with no body, which means all fields are false).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// An operator asked for a screenshot: send one (`PUT`
+    /// [`SCREENSHOT_PATH`]) of what the screen shows now.
+    #[serde(default)]
+    pub screenshot_requested: bool,
+}
+
+/// A request body and its media type.
+struct Body {
+    bytes: Vec<u8>,
+    content_type: &'static str,
+}
+
+impl Body {
+    fn json(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            content_type: "application/json",
+        }
+    }
+}
+
 /// The signed-request client of one screen.
 #[derive(Clone)]
 pub struct DeviceClient {
@@ -364,7 +403,7 @@ impl DeviceClient {
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Body>,
         if_none_match: Option<&str>,
         timeout: Duration,
     ) -> Result<reqwest::Response, ClientError> {
@@ -376,7 +415,9 @@ impl DeviceClient {
                 reason: format!("cannot append {path_and_query}: {error}"),
             })?;
         let signed_path = path_and_query_of(&url);
-        let body = body.unwrap_or_default();
+        let (body, content_type) = body.map_or((Vec::new(), "application/json"), |body| {
+            (body.bytes, body.content_type)
+        });
         let mut retried = false;
         loop {
             let ts_ms = self.clock.now().as_millisecond();
@@ -390,7 +431,7 @@ impl DeviceClient {
                 );
             if !body.is_empty() {
                 request = request
-                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_TYPE, content_type)
                     .body(body.clone());
             }
             if let Some(etag) = if_none_match {
@@ -433,7 +474,7 @@ impl DeviceClient {
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Body>,
     ) -> Result<reqwest::Response, ClientError> {
         let response = self
             .send(method.clone(), path_and_query, body, None, REQUEST_TIMEOUT)
@@ -454,7 +495,13 @@ impl DeviceClient {
         }))
         .expect("a JSON object of one string serialises");
         let response = self
-            .send(Method::POST, ENROLL_PATH, Some(body), None, REQUEST_TIMEOUT)
+            .send(
+                Method::POST,
+                ENROLL_PATH,
+                Some(Body::json(body)),
+                None,
+                REQUEST_TIMEOUT,
+            )
             .await?;
         match response.status() {
             StatusCode::CONFLICT => Ok(EnrollAnswer::AlreadyEnrolled),
@@ -522,14 +569,51 @@ impl DeviceClient {
     /// `POST /api/v1/device/pop`: one batch of records, oldest first.
     pub async fn upload_pop(&self, records: &[PlayRecord]) -> Result<UploadAck, ClientError> {
         let body = serde_json::to_vec(records).expect("proof-of-play records serialise to JSON");
-        let response = self.send_ok(Method::POST, POP_PATH, Some(body)).await?;
+        let response = self
+            .send_ok(Method::POST, POP_PATH, Some(Body::json(body)))
+            .await?;
         read_json(response, POP_PATH).await
     }
 
     /// `POST /api/v1/device/heartbeat`: the box's health, a JSON object.
-    pub async fn heartbeat<T: Serialize>(&self, status: &T) -> Result<(), ClientError> {
+    /// The answer says whether the server wants something of the box
+    /// (`204`, or an empty body, wants nothing).
+    pub async fn heartbeat<T: Serialize>(
+        &self,
+        status: &T,
+    ) -> Result<HeartbeatAnswer, ClientError> {
         let body = serde_json::to_vec(status).expect("a heartbeat serialises to JSON");
-        self.send_ok(Method::POST, HEARTBEAT_PATH, Some(body))
+        let response = self
+            .send_ok(Method::POST, HEARTBEAT_PATH, Some(Body::json(body)))
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(HeartbeatAnswer::default());
+        }
+        let bytes = read_limited(response, MAX_SMALL_RESPONSE_BYTES, HEARTBEAT_PATH).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(HeartbeatAnswer::default());
+        }
+        serde_json::from_slice(&bytes).map_err(|error| ClientError::BadResponse {
+            path: HEARTBEAT_PATH.to_owned(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// `PUT /api/v1/device/screenshot`: a PNG of what the screen shows,
+    /// at most [`MAX_SCREENSHOT_BYTES`].
+    pub async fn upload_screenshot(&self, png: Vec<u8>) -> Result<(), ClientError> {
+        if png.len() > MAX_SCREENSHOT_BYTES {
+            return Err(ClientError::TooLarge {
+                path: SCREENSHOT_PATH.to_owned(),
+                bytes: png.len(),
+                limit: MAX_SCREENSHOT_BYTES,
+            });
+        }
+        let body = Body {
+            bytes: png,
+            content_type: "image/png",
+        };
+        self.send_ok(Method::PUT, SCREENSHOT_PATH, Some(body))
             .await
             .map(drop)
     }

@@ -8,6 +8,17 @@
 //! (with when it happened), the proof-of-play backlog and the clock
 //! correction. Frame counts of a heartbeat that could not be delivered are
 //! carried into the next one, so no frame is lost from the totals.
+//!
+//! # Screenshots on request
+//!
+//! The server's answer to a heartbeat may ask for a screenshot (an
+//! operator pressed the button on the fleet page). The loop then asks the
+//! playback side through [`Screenshots`] for a small PNG of exactly what
+//! the screen shows (the composed frame with ticker and rotation), and
+//! uploads it at once with a signed `PUT`. The request travels as a
+//! [`ScreenshotRequest`] over a plain channel, so this module needs no GPU
+//! code and the agent-only build keeps compiling; the engine answers it on
+//! its render thread.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::cache::MediaCache;
-use super::client::DeviceClient;
+use super::client::{DeviceClient, HeartbeatAnswer};
 use super::journal::{DirStorage, Journal};
 use crate::trust::Clock;
 
@@ -247,6 +258,78 @@ impl HeartbeatSources {
     }
 }
 
+/// How long the playback side may take to answer a screenshot request (it
+/// answers on its next refresh; PNG encoding takes a few milliseconds).
+pub const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request for a screenshot, answered by the playback side with PNG
+/// bytes or the reason it could not take one.
+#[derive(Debug)]
+pub struct ScreenshotRequest {
+    reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+impl ScreenshotRequest {
+    /// Answers the request. An agent that stopped waiting ignores it.
+    pub fn answer(self, png: Result<Vec<u8>, String>) {
+        let _ = self.reply.send(png);
+    }
+}
+
+/// The agent's end of the screenshot channel: given by the playback port
+/// ([`super::run::PlaybackPort::screenshots`]), used by the heartbeat loop.
+#[derive(Debug, Clone)]
+pub struct Screenshots {
+    requests: std::sync::mpsc::Sender<ScreenshotRequest>,
+}
+
+/// A connected pair: the agent's [`Screenshots`] and the receiver the
+/// playback side drains (without blocking) once per refresh.
+pub fn screenshot_channel() -> (Screenshots, std::sync::mpsc::Receiver<ScreenshotRequest>) {
+    let (requests, receiver) = std::sync::mpsc::channel();
+    (Screenshots { requests }, receiver)
+}
+
+impl Screenshots {
+    /// Asks for a PNG of what is on screen now and waits for it (at most
+    /// [`SCREENSHOT_TIMEOUT`]).
+    pub async fn take(&self) -> Result<Vec<u8>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(ScreenshotRequest { reply })
+            .map_err(|_| "the playback engine is gone".to_owned())?;
+        match tokio::time::timeout(SCREENSHOT_TIMEOUT, answer).await {
+            Ok(Ok(png)) => png,
+            Ok(Err(_)) => Err("the playback engine dropped the screenshot request".to_owned()),
+            Err(_) => Err(format!(
+                "the playback engine took no screenshot within {} s",
+                SCREENSHOT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
+
+/// Takes a screenshot and uploads it; failures are logged (the server
+/// asks again in its next answer while it still wants one).
+async fn send_screenshot(client: &DeviceClient, screenshots: Option<&Screenshots>) {
+    let Some(screenshots) = screenshots else {
+        tracing::warn!("the server asked for a screenshot, but this playback engine takes none");
+        return;
+    };
+    let png = match screenshots.take().await {
+        Ok(png) => png,
+        Err(reason) => {
+            tracing::warn!(%reason, "screenshot not taken");
+            return;
+        }
+    };
+    let bytes = png.len();
+    match client.upload_screenshot(png).await {
+        Ok(()) => tracing::info!(bytes, "screenshot uploaded"),
+        Err(error) => tracing::warn!(%error, "screenshot not delivered"),
+    }
+}
+
 /// Free bytes for unprivileged users on the filesystem holding `path`.
 pub fn disk_free(path: &std::path::Path) -> Option<u64> {
     let stat = rustix::fs::statvfs(path).ok()?;
@@ -254,11 +337,14 @@ pub fn disk_free(path: &std::path::Path) -> Option<u64> {
 }
 
 /// Sends a heartbeat every `interval` until `shutdown` turns true. A
-/// failed send is logged; its frame counts go into the next one.
+/// failed send is logged; its frame counts go into the next one. When the
+/// answer asks for a screenshot, one is taken through `screenshots` and
+/// uploaded before the next heartbeat.
 pub async fn run_heartbeats(
     client: DeviceClient,
     sources: HeartbeatSources,
     interval: Duration,
+    screenshots: Option<Screenshots>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -284,11 +370,22 @@ pub async fn run_heartbeats(
             () = super::run::until_stopped(&mut shutdown) => return,
         };
         match sent {
-            Ok(()) => tracing::debug!(
-                manifest = ?report.manifest_version,
-                stale = report.stale,
-                "heartbeat sent"
-            ),
+            Ok(HeartbeatAnswer {
+                screenshot_requested,
+            }) => {
+                tracing::debug!(
+                    manifest = ?report.manifest_version,
+                    stale = report.stale,
+                    screenshot_requested,
+                    "heartbeat sent"
+                );
+                if screenshot_requested {
+                    tokio::select! {
+                        () = send_screenshot(&client, screenshots.as_ref()) => {}
+                        () = super::run::until_stopped(&mut shutdown) => return,
+                    }
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "heartbeat not delivered");
                 sources.restore(&report);

@@ -39,7 +39,7 @@ use super::client::{ClientError, DeviceClient, ServerClock};
 use super::config::PlayerConfig;
 use super::download::{DownloadPolicy, Downloader};
 use super::enroll::{self, EnrollError, EnrollOptions, PairingEvent};
-use super::heartbeat::{self, Health, HeartbeatSources, SharedJournal, lock};
+use super::heartbeat::{self, Health, HeartbeatSources, Screenshots, SharedJournal, lock};
 use super::journal::{DirStorage, Journal, JournalError, JournalOptions};
 use super::poll::{ActiveManifest, ManifestPoller};
 use super::upload::{PopTransport, UploadError, Uploader};
@@ -209,6 +209,12 @@ pub trait PlaybackPort: Send + 'static {
 
     /// Stop the current play (pre-emption by a higher tier, or shutdown).
     fn stop(&mut self);
+
+    /// Where the heartbeat loop asks for screenshots of what is on screen
+    /// (asked once, before playback starts); `None`: this engine takes none.
+    fn screenshots(&self) -> Option<Screenshots> {
+        None
+    }
 }
 
 /// Runs the agent until `shutdown` completes: boot to play from disk, then
@@ -266,6 +272,7 @@ pub async fn run_with_clock(
                 .map_err(|error| AgentError::Task(error.to_string()))??
         }
     };
+    let screenshots = playback.screenshots();
     let appended = Arc::new(Notify::new());
     let liveness = Liveness::new();
     let start_playing = |port, screen_id: String, active| {
@@ -389,6 +396,7 @@ pub async fn run_with_clock(
             data_dir: config.data_dir.clone(),
         },
         config.sync.heartbeat_interval,
+        screenshots,
         stopped,
     ));
     for task in [playing, syncing, uploading, beating] {

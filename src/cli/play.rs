@@ -1,7 +1,11 @@
 //! `ekran play`: plays local clips and stills once in order (or looped),
 //! in a fullscreen window or headless, for previewing content and checking
-//! a clip on a box before pushing it. Exit status 0 only if every item
-//! completed.
+//! a clip on a box before pushing it. A playlist TOML among the items
+//! stands for its items in file order (media relative to the playlist,
+//! stills for their duration, clips capped by theirs, each with its fit;
+//! its tickers scroll unless `--ticker` is given). Flights, windows and
+//! weights are not applied: this previews every item once per round.
+//! Exit status 0 only if every item completed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,22 +14,26 @@ use std::time::Duration;
 use anyhow::Context;
 use ekran::player::decode::{DEFAULT_HARDWARE_DECODERS, DecodeConfig};
 use ekran::player::headless::{HeadlessConfig, run_headless};
-use ekran::player::list::FileListSource;
+use ekran::player::list::{FileListSource, ListEntry};
 use ekran::player::window::{WindowConfig, run_window};
-use ekran::player::{Control, EngineConfig, Fit, Outcome, Rotation, RunStats, parse_size};
+use ekran::player::{
+    Control, EngineConfig, Fit, MediaKind, Outcome, Rotation, RunStats, parse_size,
+};
+use ekran::playlist;
 
 /// Play local files (clips: MP4/MKV/WebM with H.264, HEVC, VP9; stills: PNG, JPEG).
 #[derive(Debug, clap::Args)]
 pub struct PlayArgs {
-    /// Files to play, in order.
+    /// Files to play, in order; a playlist `.toml` plays its items in file order.
     #[arg(required = true, value_name = "ITEM")]
     items: Vec<PathBuf>,
     /// Render offscreen on a virtual clock instead of opening a window.
     #[arg(long)]
     headless: bool,
-    /// Output size for --headless (a window takes its screen's size).
-    #[arg(long, default_value = "1920x1080", value_name = "WxH")]
-    size: String,
+    /// Output size: headless 1920x1080 by default; for a window, a window
+    /// of this size instead of fullscreen.
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
     /// Virtual refresh rate for --headless, in Hz.
     #[arg(long, default_value_t = 60.0, value_name = "HZ")]
     refresh: f64,
@@ -35,10 +43,10 @@ pub struct PlayArgs {
     /// Crossfade between items, in milliseconds (0 cuts).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     crossfade: u64,
-    /// How pictures of another aspect ratio fill the screen.
+    /// How pictures of another aspect ratio fill the screen (playlist items keep their own).
     #[arg(long, default_value = "contain", value_parser = ["contain", "cover"])]
     fit: String,
-    /// How long stills stay on screen, in seconds.
+    /// How long stills stay on screen, in seconds (playlist items: their duration).
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     still_seconds: f64,
     /// Write PNG snapshots here (--headless).
@@ -110,20 +118,20 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
         rotation,
         ..EngineConfig::default()
     };
+    let still_duration = seconds(args.still_seconds, "--still-seconds")?;
+    let (entries, tickers) = expand_items(&args.items, still_duration, fit)?;
     let mut controls = Vec::new();
-    if let Some(text) = &args.ticker {
-        controls.push(Control::Ticker(Some(text.clone())));
+    let ticker = args
+        .ticker
+        .clone()
+        .or_else(|| (!tickers.is_empty()).then(|| tickers.join("   ·   ")));
+    if let Some(text) = ticker {
+        controls.push(Control::Ticker(Some(text)));
     }
     if let Some(code) = &args.pairing_code {
         controls.push(Control::PairingCode(Some(code.clone())));
     }
-    let source = FileListSource::new(
-        args.items.clone(),
-        seconds(args.still_seconds, "--still-seconds")?,
-        fit,
-        args.looped,
-    )
-    .with_controls(controls);
+    let source = FileListSource::from_entries(entries, args.looped).with_controls(controls);
     let max_duration = args
         .max_seconds
         .map(|s| seconds(s, "--max-seconds"))
@@ -131,7 +139,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
 
     let stats = if args.headless {
         let config = HeadlessConfig {
-            size: parse_size(&args.size)?,
+            size: parse_size(args.size.as_deref().unwrap_or("1920x1080"))?,
             refresh_hz: args.refresh,
             snapshot_dir: args.snapshot_dir.clone(),
             snapshot_every: seconds(args.snapshot_every, "--snapshot-every")?,
@@ -144,11 +152,58 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
         let config = WindowConfig {
             font: args.font.clone(),
             max_duration,
+            size: args.size.as_deref().map(parse_size).transpose()?,
             ..WindowConfig::default()
         };
         run_window(Box::new(source), engine_config, config)?
     };
     report(&args, &stats)
+}
+
+/// The list entries for the command line's items: files as they are, and
+/// each playlist TOML as its items (in file order); also the playlists'
+/// ticker texts.
+fn expand_items(
+    items: &[PathBuf],
+    still_duration: Duration,
+    fit: Fit,
+) -> anyhow::Result<(Vec<ListEntry>, Vec<String>)> {
+    let mut entries = Vec::new();
+    let mut tickers = Vec::new();
+    for path in items {
+        let is_playlist = path
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("toml"));
+        if !is_playlist {
+            entries.push(ListEntry::file(path.clone(), still_duration, fit));
+            continue;
+        }
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the playlist {}", path.display()))?;
+        // Missing media are not checked here: like any missing file they
+        // fail their item when its turn comes, and the rest still play.
+        let parsed =
+            playlist::parse(&source, path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        for item in &parsed.items {
+            let duration = item.duration_ms.map(Duration::from_millis);
+            let kind = match item.kind {
+                playlist::MediaKind::Still => MediaKind::Still {
+                    duration: duration.unwrap_or(still_duration),
+                },
+                playlist::MediaKind::Clip => MediaKind::Clip {
+                    max_duration: duration,
+                },
+            };
+            entries.push(ListEntry {
+                path: parsed.media_path(item),
+                item_id: item.id.clone(),
+                kind,
+                fit: item.fit,
+            });
+        }
+        tickers.extend(parsed.tickers.iter().map(|ticker| ticker.text.clone()));
+    }
+    Ok((entries, tickers))
 }
 
 fn report(args: &PlayArgs, stats: &RunStats) -> anyhow::Result<ExitCode> {

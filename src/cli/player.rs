@@ -110,10 +110,16 @@ pub fn run(args: PlayerArgs) -> anyhow::Result<ExitCode> {
                 refresh_hz: args.refresh,
                 snapshot_dir: output.snapshot_dir.clone(),
                 snapshot_every: Duration::from_secs_f64(args.snapshot_every),
+                backends: ekran::player::backends(output.backend),
             },
         )
     } else {
-        run_window(Box::new(source), engine_config, WindowConfig::default())
+        let config = WindowConfig {
+            size: (output.width > 0 && output.height > 0).then_some((output.width, output.height)),
+            backends: ekran::player::backends(output.backend),
+            ..WindowConfig::default()
+        };
+        run_window(Box::new(source), engine_config, config)
     };
     // The engine ended (the agent stopped, or the output failed or closed):
     // make sure the agent stops too, then wait for its last journal write.

@@ -28,6 +28,7 @@ use jiff::Timestamp;
 
 use super::{Control, EngineEvent, MediaKind, NextItem, PlayId, PlayItem, Source};
 use crate::agent::enroll::PairingEvent;
+use crate::agent::heartbeat::{ScreenshotRequest, Screenshots, screenshot_channel};
 use crate::agent::run::{PlayEvent, PlayEvents, PlayRequest, PlaybackPort};
 use crate::manifest::Overlay;
 
@@ -49,12 +50,14 @@ enum PortCall {
 #[derive(Debug)]
 pub struct AgentPort {
     calls: mpsc::Sender<PortCall>,
+    screenshots: Screenshots,
 }
 
 /// The engine's side: a [`Source`] fed by an [`AgentPort`].
 #[derive(Debug)]
 pub struct AgentSource {
     calls: mpsc::Receiver<PortCall>,
+    screenshots: mpsc::Receiver<ScreenshotRequest>,
     ready: VecDeque<PlayItem>,
     plays: HashMap<PlayId, Play>,
     /// Committed plays handed to the engine before the agent's `play`, by
@@ -97,10 +100,15 @@ struct OnScreen {
 /// A connected port and source.
 pub fn bridge() -> (AgentPort, AgentSource) {
     let (sender, receiver) = mpsc::channel();
+    let (screenshots, screenshot_requests) = screenshot_channel();
     (
-        AgentPort { calls: sender },
+        AgentPort {
+            calls: sender,
+            screenshots,
+        },
         AgentSource {
             calls: receiver,
+            screenshots: screenshot_requests,
             ready: VecDeque::new(),
             plays: HashMap::new(),
             unclaimed: HashMap::new(),
@@ -147,6 +155,10 @@ impl PlaybackPort for AgentPort {
 
     fn stop(&mut self) {
         self.send(PortCall::Stop);
+    }
+
+    fn screenshots(&self) -> Option<Screenshots> {
+        Some(self.screenshots.clone())
     }
 }
 
@@ -364,6 +376,10 @@ impl Source for AgentSource {
         }
         self.controls.pop_front()
     }
+
+    fn poll_screenshot(&mut self) -> Option<ScreenshotRequest> {
+        self.screenshots.try_recv().ok()
+    }
 }
 
 /// Headless output for the player daemon: like [`super::headless`], but
@@ -380,6 +396,8 @@ pub struct RealTimeHeadless {
     pub snapshot_dir: Option<std::path::PathBuf>,
     /// Time between snapshots.
     pub snapshot_every: Duration,
+    /// The graphics APIs wgpu may use (`output.backend`).
+    pub backends: wgpu::Backends,
 }
 
 /// Plays `source` offscreen in real time until it ends.
@@ -391,7 +409,7 @@ pub fn run_headless_realtime(
     use super::engine::{Engine, Pacing, TickOutcome};
     use super::headless::{HEADLESS_FORMAT, OffscreenTarget};
 
-    let target = OffscreenTarget::new(config.size)?;
+    let target = OffscreenTarget::with_backends(config.size, config.backends)?;
     let text =
         super::text::TextOverlay::new(target.device(), target.queue(), HEADLESS_FORMAT, None);
     let renderer = super::render::Renderer::new(
@@ -425,6 +443,9 @@ pub fn run_headless_realtime(
         let clock = started.elapsed();
         if engine.tick(clock, target.view(), target.size()) == TickOutcome::Finished {
             break;
+        }
+        if let Some(request) = engine.screenshot_request() {
+            target.answer_screenshot(request);
         }
         // One frame in flight: the software rasterizer draws it before the next.
         let _ = target.device().poll(wgpu::PollType::wait_indefinitely());

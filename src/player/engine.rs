@@ -211,6 +211,12 @@ impl Engine {
         &self.renderer
     }
 
+    /// A screenshot the source asks for: outputs call this after
+    /// [`Self::tick`] and answer it with the refresh just drawn.
+    pub fn screenshot_request(&mut self) -> Option<crate::agent::heartbeat::ScreenshotRequest> {
+        self.source.poll_screenshot()
+    }
+
     /// Ends the run: items on screen are marked interrupted; items that
     /// were only prerolled never played and are left out.
     pub fn finish(mut self) -> RunStats {

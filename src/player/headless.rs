@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use super::engine::{Engine, EngineConfig, Pacing, RunStats, TickOutcome};
 use super::render::Renderer;
+use super::screenshot;
 use super::text::TextOverlay;
 use super::{PlayerError, Source, open_device};
+use crate::agent::heartbeat::ScreenshotRequest;
 
 /// The offscreen target's format: plain 8-bit RGBA, the bytes a PNG holds.
 pub const HEADLESS_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -74,7 +76,15 @@ pub struct OffscreenTarget {
 impl OffscreenTarget {
     /// Opens the default adapter (lavapipe without a GPU) and a target.
     pub fn new(size: (u32, u32)) -> Result<Self, PlayerError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        Self::with_backends(size, wgpu::Backends::all())
+    }
+
+    /// [`Self::new`] on an adapter of one of `backends` (the player
+    /// config's `output.backend`).
+    pub fn with_backends(size: (u32, u32), backends: wgpu::Backends) -> Result<Self, PlayerError> {
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = backends;
+        let instance = wgpu::Instance::new(descriptor);
         let (_, device, queue) = pollster::block_on(open_device(&instance, None))?;
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("headless output"),
@@ -120,60 +130,24 @@ impl OffscreenTarget {
         self.size
     }
 
-    /// Copies the target back to memory (rows padded to 256 bytes on the
-    /// GPU side, tightly packed in the result).
+    /// The texture the renderer draws into.
+    pub fn texture(&self) -> &wgpu::Texture {
+        &self.texture
+    }
+
+    /// Copies the target back to memory (see [`screenshot::read_texture`]);
+    /// a failed readback is logged and gives a black image.
     pub fn read_back(&self) -> image::RgbaImage {
-        let (width, height) = self.size;
-        let unpadded = width * 4;
-        let padded = unpadded.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
-            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: u64::from(padded) * u64::from(height),
-            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo {
-                texture: &self.texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyBufferInfo {
-                buffer: &buffer,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(padded),
-                    rows_per_image: Some(height),
-                },
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
-        self.queue.submit(Some(encoder.finish()));
-        let slice = buffer.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        if let Err(error) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
-            tracing::error!(%error, "waiting for the readback failed");
-        }
-        let mut pixels = Vec::with_capacity((unpadded * height) as usize);
-        match slice.get_mapped_range() {
-            Ok(mapped) => {
-                for row in mapped.chunks(padded as usize).take(height as usize) {
-                    pixels.extend_from_slice(&row[..unpadded as usize]);
-                }
-            }
-            Err(error) => tracing::error!(%error, "readback not mapped"),
-        }
-        buffer.unmap();
-        pixels.resize((unpadded * height) as usize, 0);
-        image::RgbaImage::from_raw(width, height, pixels)
-            .unwrap_or_else(|| image::RgbaImage::new(width, height))
+        screenshot::read_texture(&self.device, &self.queue, &self.texture).unwrap_or_else(|error| {
+            tracing::error!(%error, "readback failed");
+            let (width, height) = self.size;
+            image::RgbaImage::new(width, height)
+        })
+    }
+
+    /// Answers a screenshot request with what the target holds now.
+    pub fn answer_screenshot(&self, request: ScreenshotRequest) {
+        screenshot::answer_from_texture(request, &self.device, &self.queue, &self.texture);
     }
 }
 
@@ -246,6 +220,9 @@ pub fn run_headless_on(
         let outcome = engine.tick(clock, target.view(), target.size());
         if outcome == TickOutcome::Finished {
             break;
+        }
+        if let Some(request) = engine.screenshot_request() {
+            target.answer_screenshot(request);
         }
         in_flight.extend(engine.renderer().last_submission());
         while in_flight.len() > MAX_FRAMES_IN_FLIGHT {

@@ -16,6 +16,8 @@
 //! - [`headless`]: offscreen output on a virtual clock, PNG snapshots.
 //! - [`window`]: winit fullscreen output paced by the display (vsync).
 //! - [`list`]: the [`Source`] behind `ekran play` (files in order, looped).
+//! - [`screenshot`]: reading an output back; the low-resolution PNG the
+//!   agent uploads when the server asks for a screenshot.
 //! - [`bench`]: the measurements behind `ekran bench playback`.
 //! - [`shaders`]: the one place WGSL is loaded.
 //!
@@ -41,6 +43,8 @@
 //!   skipped and the next one plays.
 //! - [`Source::poll_control`] is drained each refresh for [`Control`]s: the
 //!   ticker text, the pairing code screen, stop.
+//! - [`Source::poll_screenshot`] is asked after each refresh is drawn: the
+//!   output reads that refresh back and answers the request.
 
 pub mod agent_source;
 pub mod bench;
@@ -50,6 +54,7 @@ pub mod frame;
 pub mod headless;
 pub mod list;
 pub mod render;
+pub mod screenshot;
 pub mod shaders;
 pub mod text;
 pub mod window;
@@ -179,6 +184,10 @@ pub trait Source {
     fn poll_control(&mut self) -> Option<Control> {
         None
     }
+    /// A pending request for a screenshot of the refresh just drawn, if any.
+    fn poll_screenshot(&mut self) -> Option<crate::agent::heartbeat::ScreenshotRequest> {
+        None
+    }
 }
 
 /// Errors that stop the engine as a whole (a single bad item never does).
@@ -209,6 +218,14 @@ pub enum PlayerError {
     /// The output size is unusable.
     #[error("bad output size {0}: expected WIDTHxHEIGHT, each 1..=8192, e.g. 1920x1080")]
     BadSize(String),
+}
+
+/// The wgpu backends for the player config's `output.backend`.
+pub fn backends(backend: crate::agent::config::GraphicsBackend) -> wgpu::Backends {
+    match backend {
+        crate::agent::config::GraphicsBackend::Vulkan => wgpu::Backends::VULKAN,
+        crate::agent::config::GraphicsBackend::Gl => wgpu::Backends::GL,
+    }
 }
 
 /// Parses `WIDTHxHEIGHT`.

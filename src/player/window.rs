@@ -1,5 +1,7 @@
-//! Window output: a winit fullscreen borderless window with the cursor
-//! hidden, following resizes, presenting with Fifo (vsync). The engine
+//! Window output: a winit fullscreen borderless window (or, with a size
+//! set, a borderless window of that size) with the cursor hidden,
+//! following resizes, presenting with Fifo (vsync), on the graphics
+//! backend the config names. The engine
 //! runs on the winit thread and never waits there: decoders deliver
 //! pictures through channels and wake the loop through an
 //! `EventLoopProxy`; each vsync-paced redraw takes what is ready.
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use winit::application::ApplicationHandler;
+use winit::dpi::{PhysicalPosition, PhysicalSize};
 use winit::event::{ElementState, KeyEvent, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
 use winit::keyboard::{Key, NamedKey};
@@ -16,11 +19,12 @@ use winit::window::{Fullscreen, Window, WindowId};
 
 use super::engine::{Engine, EngineConfig, Pacing, RunStats, TickOutcome};
 use super::render::Renderer;
+use super::screenshot;
 use super::text::TextOverlay;
 use super::{PlayerError, Source, open_device};
 
 /// Window output settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WindowConfig {
     /// Font file for text (default: DejaVu Sans, else system fonts).
     pub font: Option<PathBuf>,
@@ -28,6 +32,25 @@ pub struct WindowConfig {
     pub background: [u8; 3],
     /// Stop after this long.
     pub max_duration: Option<Duration>,
+    /// `None`: fullscreen at the display's own size. A size: a borderless
+    /// window of that many pixels at the top-left corner instead (a panel
+    /// driven below its native mode, a preview on a desktop).
+    pub size: Option<(u32, u32)>,
+    /// The graphics APIs wgpu may use (`output.backend` of the player
+    /// config: Vulkan or GL).
+    pub backends: wgpu::Backends,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            font: None,
+            background: [0, 0, 0],
+            max_duration: None,
+            size: None,
+            backends: wgpu::Backends::all(),
+        }
+    }
 }
 
 /// Sent to the event loop from decoder threads.
@@ -93,17 +116,25 @@ impl App {
     fn open(&mut self, event_loop: &ActiveEventLoop) -> Result<Output, PlayerError> {
         let attributes = Window::default_attributes()
             .with_title("Ekran")
-            .with_decorations(false)
-            .with_fullscreen(Some(Fullscreen::Borderless(None)));
+            .with_decorations(false);
+        let attributes = match self.config.size {
+            None => attributes.with_fullscreen(Some(Fullscreen::Borderless(None))),
+            Some((width, height)) => attributes
+                .with_inner_size(PhysicalSize::new(width, height))
+                .with_resizable(false)
+                .with_position(PhysicalPosition::new(0, 0)),
+        };
         let window = Arc::new(
             event_loop
                 .create_window(attributes)
                 .map_err(|e| PlayerError::Window(e.to_string()))?,
         );
         window.set_cursor_visible(false);
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle(
-            Box::new(event_loop.owned_display_handle()),
+        let mut descriptor = wgpu::InstanceDescriptor::new_with_display_handle(Box::new(
+            event_loop.owned_display_handle(),
         ));
+        descriptor.backends = self.config.backends;
+        let instance = wgpu::Instance::new(descriptor);
         let surface = instance
             .create_surface(window.clone())
             .map_err(|e| PlayerError::Window(e.to_string()))?;
@@ -119,8 +150,11 @@ impl App {
             .or_else(|| capabilities.formats.first().copied())
             .ok_or_else(|| PlayerError::Window("the surface supports no format".into()))?;
         let size = window.inner_size();
+        // Copyable frames let a screenshot read back exactly what is shown;
+        // a surface that cannot be copied still plays, without screenshots.
+        let copy = capabilities.usages & wgpu::TextureUsages::COPY_SRC;
         let surface_config = wgpu::SurfaceConfiguration {
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | copy,
             format,
             width: size.width.max(1),
             height: size.height.max(1),
@@ -216,6 +250,15 @@ impl App {
         let size = (output.surface_config.width, output.surface_config.height);
         let now = self.started.elapsed();
         let outcome = output.engine.tick(now, &view, size);
+        if let Some(request) = output.engine.screenshot_request() {
+            let renderer = output.engine.renderer();
+            screenshot::answer_from_texture(
+                request,
+                renderer.device(),
+                renderer.queue(),
+                &frame.texture,
+            );
+        }
         output.engine.renderer().queue().present(frame);
         let out_of_time = self.config.max_duration.is_some_and(|max| now >= max);
         if outcome == TickOutcome::Finished || out_of_time {

@@ -18,6 +18,8 @@ mod agent_enroll;
 mod agent_hostile_e2e;
 #[cfg(feature = "agent")]
 mod agent_journal;
+#[cfg(feature = "player")]
+mod agent_screenshot;
 #[cfg(feature = "agent")]
 mod agent_support;
 #[cfg(all(feature = "agent", feature = "server"))]

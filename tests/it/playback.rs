@@ -364,6 +364,164 @@ fn snapshots_are_written_on_virtual_time() {
     assert!(near(rgb(&first, 80, 60), [255, 0, 0], 12));
 }
 
+/// A playlist in a folder of its own with its media beside it (under
+/// `media/`, as the playlists in `playlists/` keep them).
+fn preview_playlist(dir: &std::path::Path) -> PathBuf {
+    let media_dir = dir.join("media");
+    std::fs::create_dir_all(&media_dir).unwrap();
+    std::fs::copy(media::clip(media::RED_H264), media_dir.join("red.mp4")).unwrap();
+    std::fs::copy(
+        media::still("half-red-half-blue", 64, 32, [255, 0, 0], [0, 0, 255]),
+        media_dir.join("poster.png"),
+    )
+    .unwrap();
+    std::fs::copy(media::clip(media::BLUE_VP9), media_dir.join("blue.webm")).unwrap();
+    let playlist = dir.join("preview.toml");
+    std::fs::write(
+        &playlist,
+        r#"campaign = "Preview"
+id = "preview"
+timezone = "Asia/Dushanbe"
+
+[targets]
+screens = ["*"]
+
+[flight]
+start = 2026-11-10
+end = 2026-12-10
+
+[[item]]
+id = "red"
+media = "media/red.mp4"
+
+[[item]]
+id = "poster"
+media = "media/poster.png"
+duration = "2s"
+fit = "cover"
+
+[[item]]
+id = "blue"
+media = "media/blue.webm"
+
+[[ticker]]
+text = "Телефон доверия 1313"
+"#,
+    )
+    .unwrap();
+    playlist
+}
+
+#[test]
+fn ekran_play_plays_a_playlist_in_order_with_its_durations_fits_and_ticker() {
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = preview_playlist(dir.path());
+    let stats_path = dir.path().join("s.json");
+    let snapshots = dir.path().join("snapshots");
+    // Run from elsewhere: media paths are relative to the playlist, not the
+    // working directory.
+    let output = Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .current_dir(std::env::temp_dir())
+        .args(["play", "--headless", "--size", "160x120", "--stats"])
+        .arg(&stats_path)
+        .arg("--snapshot-every")
+        .arg("1.5")
+        .arg("--snapshot-dir")
+        .arg(&snapshots)
+        .arg(&playlist)
+        .output()
+        .expect("run ekran play");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    let items = json["items"].as_array().expect("items");
+    let paths: Vec<_> = items
+        .iter()
+        .map(|item| {
+            let path = PathBuf::from(item["path"].as_str().unwrap());
+            path.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    assert_eq!(paths, ["red.mp4", "poster.png", "blue.webm"], "{json}");
+    assert!(
+        items.iter().all(|item| item["outcome"] == "completed"),
+        "{json}"
+    );
+    // The poster stays its own 2 s, not the --still-seconds default of 5 s.
+    let poster = &items[1];
+    let shown = poster["last_presented_ms"].as_f64().unwrap()
+        - poster["first_presented_ms"].as_f64().unwrap();
+    assert!(
+        (shown - (2000.0 - PERIOD_60HZ_MS)).abs() < 1.0,
+        "poster on screen {shown} ms"
+    );
+    assert_eq!(json["black_frames"], 0);
+
+    // At 0 s the red clip under the ticker band; at 1.5 s the poster
+    // (half red, half blue) covering the 4:3 output: its left edge is red
+    // and its right edge blue, with no letterbox above or below.
+    let snapshot = |name: &str| {
+        image::open(snapshots.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .to_rgba8()
+    };
+    let first = snapshot("snapshot-00000000.png");
+    assert!(near(rgb(&first, 80, 40), [255, 0, 0], 12));
+    let band = rgb(&first, 1, 118);
+    assert!(near(band, [64, 0, 0], 16), "ticker band {band:?}");
+    let poster = snapshot("snapshot-00001500.png");
+    assert!(near(rgb(&poster, 20, 2), [255, 0, 0], 12));
+    assert!(near(rgb(&poster, 140, 2), [0, 0, 255], 12));
+
+    // --loop starts over after the last item (stopped by --max-seconds).
+    Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args([
+            "play",
+            "--headless",
+            "--size",
+            "64x48",
+            "--loop",
+            "--max-seconds",
+            "5",
+            "--stats",
+        ])
+        .arg(&stats_path)
+        .arg(&playlist)
+        .output()
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    let items = json["items"].as_array().expect("items");
+    assert!(items.len() >= 4, "{json}");
+    assert!(
+        items[3]["path"].as_str().unwrap().ends_with("red.mp4"),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_malformed_playlist_is_refused_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("bad.toml");
+    std::fs::write(
+        &playlist,
+        "campaign = \"Bad\"\ntimezone = \"Asia/Dushanbe\"\n[targets]\nscreens = [\"*\"]\n\
+         [flight]\nstart = 2026-11-10\nend = 2026-12-10\n[[item]]\nmedia = \"poster.png\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args(["play", "--headless"])
+        .arg(&playlist)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    // A still without a duration: named at its line.
+    assert!(stderr.contains("bad.toml:"), "{stderr}");
+    assert!(stderr.contains("duration"), "{stderr}");
+}
+
 #[test]
 fn clip_still_clip_switches_within_one_refresh() {
     let still = media::still("half-red-half-blue", 64, 32, [255, 0, 0], [0, 0, 255]);

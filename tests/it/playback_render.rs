@@ -103,6 +103,94 @@ fn colours_survive_each_matrix_and_range() {
     }
 }
 
+/// Kr and Kb of the BT.709 and BT.2020 (non-constant luminance) matrices.
+const KR_KB_709: (f64, f64) = (0.2126, 0.0722);
+const KR_KB_2020: (f64, f64) = (0.2627, 0.0593);
+
+/// The 8-bit Y'CbCr an encoder writes for an 8-bit R'G'B' colour with
+/// the matrix `(kr, kb)`, in limited (16–235/240) or full (0–255) range.
+fn rgb_to_yuv8(rgb: [u8; 3], (kr, kb): (f64, f64), full: bool) -> [f64; 3] {
+    let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
+    let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+    let cb = (b - y) / (2.0 * (1.0 - kb));
+    let cr = (r - y) / (2.0 * (1.0 - kr));
+    let (y_scale, y_offset, c_scale) = if full {
+        (255.0, 0.0, 255.0)
+    } else {
+        (219.0, 16.0, 224.0)
+    };
+    [
+        (y * y_scale + y_offset).round(),
+        (cb * c_scale + 128.0).round(),
+        (cr * c_scale + 128.0).round(),
+    ]
+}
+
+/// The 8-bit R'G'B' that 8-bit Y'CbCr decodes to with the matrix `(kr, kb)`.
+fn yuv8_to_rgb(yuv: [f64; 3], (kr, kb): (f64, f64), full: bool) -> [u8; 3] {
+    let (y_scale, y_offset, c_scale) = if full {
+        (255.0, 0.0, 255.0)
+    } else {
+        (219.0, 16.0, 224.0)
+    };
+    let y = (yuv[0] - y_offset) / y_scale;
+    let cb = (yuv[1] - 128.0) / c_scale;
+    let cr = (yuv[2] - 128.0) / c_scale;
+    let kg = 1.0 - kr - kb;
+    let r = y + 2.0 * (1.0 - kr) * cr;
+    let b = y + 2.0 * (1.0 - kb) * cb;
+    let g = (y - kr * r - kb * b) / kg;
+    [r, g, b].map(|c| (c * 255.0).round().clamp(0.0, 255.0) as u8)
+}
+
+fn distance(a: [u8; 3], b: [u8; 3]) -> u8 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(y))
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn bt2020_colours_convert_with_the_bt2020_matrix_in_both_ranges() {
+    // x264 tags the stream BT.2020 (matrix 6) and the decoder's caps carry
+    // it, limited ("bt2020") and full ("1:6:5:9": full range, BT.2020
+    // matrix, BT.709 transfer, BT.2020 primaries) range.
+    // A saturated red and cyan: where BT.2020 and BT.709 differ most.
+    for (argb, colour) in [
+        ("0xFFF01020", [0xF0, 0x10, 0x20]),
+        ("0xFF10F0E0", [0x10, 0xF0, 0xE0]),
+    ] {
+        for (colorimetry, full) in [("bt2020", false), ("1:6:5:9", true)] {
+            let yuv = rgb_to_yuv8(colour, KR_KB_2020, full);
+            let reference = yuv8_to_rgb(yuv, KR_KB_2020, full);
+            // The test can tell the matrices apart: the same samples read
+            // as BT.709 land far outside the tolerance.
+            let as_709 = yuv8_to_rgb(yuv, KR_KB_709, full);
+            assert!(
+                distance(reference, as_709) >= 11,
+                "{argb} {colorimetry}: BT.2020 {reference:?} vs BT.709 {as_709:?}"
+            );
+            let clip = media::colour_clip(argb, colorimetry);
+            let image = frame_at(
+                &clip,
+                Fit::Contain,
+                Rotation::R0,
+                (160, 120),
+                BLACK,
+                Duration::ZERO,
+            );
+            for (x, y) in [(80, 60), (20, 20), (140, 100)] {
+                let read = rgb(&image, x, y);
+                assert!(
+                    near(read, reference, 5),
+                    "{argb} {colorimetry} at ({x}, {y}): expected {reference:?} (BT.2020 of {yuv:?}), read {read:?}"
+                );
+            }
+        }
+    }
+}
+
 fn half_red_half_blue() -> PathBuf {
     media::still("half-red-half-blue", 200, 100, RED, BLUE)
 }
