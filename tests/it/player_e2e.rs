@@ -513,7 +513,7 @@ volume = 0.0
         "version 2 playing on after the refusal",
         |line| line.contains(" play ") && line.contains("item=e2e/clip-c"),
     );
-    assert_eq!(cached_media(&box_dir), [clip_c.clone()]);
+    assert_eq!(cached_media(&box_dir), std::slice::from_ref(&clip_c));
 
     // 6. Nothing schedulable (the flight starts tomorrow): the screen goes
     // to the black fallback instead of holding the last picture.
