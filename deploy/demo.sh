@@ -107,6 +107,7 @@ if [[ ! -s "$demo/approved" ]]; then
 fi
 
 # 6. After a while, the airtime report the server built from proof of play.
+echo "demo: web dashboard at $server_url/ (sign in with a token from $demo/tokens.env)"
 echo "demo: playing; the airtime report follows in ${report_after}s (logs: $demo/*.log)"
 sleep "$report_after"
 today=$(TZ=Asia/Dushanbe date +%F)

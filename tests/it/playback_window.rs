@@ -30,7 +30,13 @@ fn ekran_play_in_a_window_plays_a_clip_and_exits_cleanly() {
         output.status.success(),
         "ekran play in a window failed: {stderr}"
     );
-    assert!(stderr.contains("window open"), "{stderr}");
+    // No size configured: fullscreen at the display's own size.
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("window open") && line.contains("width=640 height=480")),
+        "{stderr}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
@@ -43,4 +49,23 @@ fn ekran_play_in_a_window_plays_a_clip_and_exits_cleanly() {
     let dropped = items[0]["frames_dropped"].as_u64().unwrap();
     assert!(shown > 0 && shown + dropped <= 25, "{json}");
     assert_eq!(items[1]["frames_presented"], 1);
+}
+
+#[test]
+fn a_configured_size_opens_a_window_of_that_size() {
+    let output = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 640x480x24"])
+        .arg(env!("CARGO_BIN_EXE_ekran"))
+        .args(["play", "--size", "320x200", "--still-seconds", "0.2"])
+        .arg(media::still("size", 64, 64, [0, 255, 0], [0, 255, 0]))
+        .output()
+        .expect("run xvfb-run (package xvfb)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ekran play failed: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("window open") && line.contains("width=320 height=200")),
+        "{stderr}"
+    );
 }
