@@ -139,13 +139,7 @@ async fn fleet_page(web: &Web) -> Result<Response, WebError> {
     .or_page(web)?;
     let venue_list = venues
         .iter()
-        .map(|row| {
-            Ok(minijinja::context! {
-                id => row.try_get::<String, _>("id")?,
-                name => row.try_get::<String, _>("name")?,
-                timezone => row.try_get::<String, _>("timezone")?,
-            })
-        })
+        .map(super::pages::venue_context)
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .or_page(web)?;
     Ok(web.render(

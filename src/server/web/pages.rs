@@ -40,6 +40,15 @@ pub async fn signin_form(web: Web, Query(query): Query<SigninQuery>) -> Response
     signin_page(&web, query.next.unwrap_or_default(), None, StatusCode::OK)
 }
 
+/// A `venues` row (`id, name, timezone`) as the templates show it.
+pub(super) fn venue_context(row: &sqlx::any::AnyRow) -> Result<minijinja::Value, sqlx::Error> {
+    Ok(minijinja::context! {
+        id => row.try_get::<String, _>("id")?,
+        name => row.try_get::<String, _>("name")?,
+        timezone => row.try_get::<String, _>("timezone")?,
+    })
+}
+
 fn signin_page(web: &Web, next: String, error: Option<String>, status: StatusCode) -> Response {
     let csrf = session::random_token();
     let mut response = web.render(
@@ -213,13 +222,7 @@ async fn report_page(web: &Web, query: &AirtimeQuery) -> Result<Response, WebErr
         .await
         .or_page(web)?
         .iter()
-        .map(|row| {
-            Ok(minijinja::context! {
-                id => row.try_get::<String, _>("id")?,
-                name => row.try_get::<String, _>("name")?,
-                timezone => row.try_get::<String, _>("timezone")?,
-            })
-        })
+        .map(venue_context)
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .or_page(web)?;
     let campaigns: Vec<String> = sqlx::query(
