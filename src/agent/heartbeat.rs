@@ -172,6 +172,10 @@ pub struct HeartbeatReport {
     pub current_item: Option<String>,
     /// Decoder used by the current or last clip.
     pub decoder: Option<String>,
+    /// Graphics backend and adapter rendering the output (SPEC §5), e.g.
+    /// "Vulkan · V3D 7.1 · integrated GPU · Mesa …"; `None` before the
+    /// output is open.
+    pub graphics: Option<String>,
     /// Frames presented since the last heartbeat.
     pub frames_presented: u64,
     /// Frames dropped since the last heartbeat.
@@ -209,7 +213,13 @@ pub struct HeartbeatSources {
     pub journal: SharedJournal,
     /// The data directory (for disk free).
     pub data_dir: PathBuf,
+    /// Asks the engine which graphics backend and adapter it renders
+    /// with; `None` for an engine that does not say.
+    pub graphics: Option<GraphicsProbe>,
 }
+
+/// How the heartbeat asks the engine for its graphics backend and adapter.
+pub type GraphicsProbe = fn() -> Option<String>;
 
 impl HeartbeatSources {
     /// A report as of now; takes the frame counters (see [`Self::restore`]).
@@ -231,6 +241,7 @@ impl HeartbeatSources {
             manifest_version: inner.manifest_version,
             current_item: inner.current_item.clone(),
             decoder: inner.decoder.clone(),
+            graphics: self.graphics.and_then(|probe| probe()),
             frames_presented,
             frames_dropped,
             cache_bytes: self.cache.usage().unwrap_or(0),

@@ -215,6 +215,12 @@ pub trait PlaybackPort: Send + 'static {
     fn screenshots(&self) -> Option<Screenshots> {
         None
     }
+
+    /// How the heartbeat learns the graphics backend and adapter the
+    /// engine renders with (asked once, before playback starts).
+    fn graphics(&self) -> Option<heartbeat::GraphicsProbe> {
+        None
+    }
 }
 
 /// Runs the agent until `shutdown` completes: boot to play from disk, then
@@ -273,6 +279,7 @@ pub async fn run_with_clock(
         }
     };
     let screenshots = playback.screenshots();
+    let graphics = playback.graphics();
     let appended = Arc::new(Notify::new());
     let liveness = Liveness::new();
     let start_playing = |port, screen_id: String, active| {
@@ -394,6 +401,7 @@ pub async fn run_with_clock(
             cache,
             journal,
             data_dir: config.data_dir.clone(),
+            graphics,
         },
         config.sync.heartbeat_interval,
         screenshots,

@@ -76,8 +76,8 @@ pub struct PlayArgs {
     /// Hardware decoders to prefer, most preferred first (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "ELEMENTS")]
     hw_decoders: Option<Vec<String>>,
-    /// Decoding bin: uridecodebin3 or uridecodebin (default: by GStreamer version).
-    #[arg(long, value_parser = ["uridecodebin3", "uridecodebin"])]
+    /// Decoding bin: decodebin3 (after a filesrc; the default), uridecodebin3 or uridecodebin.
+    #[arg(long, value_parser = ekran::player::decode::DECODEBINS)]
     decodebin: Option<String>,
     /// An item fails when no picture arrives for this many seconds.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
@@ -309,6 +309,17 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         "ratio CPU/frame whole process:      {:.2}",
         cpu.ratio_whole()
     );
+    for (label, threads, frames) in [
+        ("play", &cpu.play_threads, cpu.frames_presented),
+        ("decode-only", &cpu.decode_only_threads, cpu.frames_decoded),
+    ] {
+        let parts: Vec<String> = threads
+            .iter()
+            .take(8)
+            .map(|(name, time)| format!("{name} {:.2}", ms_per(*time, frames)))
+            .collect();
+        println!("  {label} ms CPU/frame by thread: {}", parts.join(", "));
+    }
 
     let upload = bench::compare_upload(args.uploads)?;
     println!(

@@ -160,6 +160,10 @@ impl PlaybackPort for AgentPort {
     fn screenshots(&self) -> Option<Screenshots> {
         Some(self.screenshots.clone())
     }
+
+    fn graphics(&self) -> Option<crate::agent::heartbeat::GraphicsProbe> {
+        Some(super::graphics_in_use)
+    }
 }
 
 /// The ticker text of a play's overlays, one line.

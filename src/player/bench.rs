@@ -121,6 +121,118 @@ pub fn cpu_times() -> Result<CpuTimes, BenchError> {
     Ok(CpuTimes { total, rasterizer })
 }
 
+/// CPU time per thread name of this process, sampled while a run goes on:
+/// threads that end before the run does (decoder pools, streaming
+/// threads) are kept at their last sample, so it shows where the time
+/// went, not only the total.
+pub struct ThreadSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    worker: Option<std::thread::JoinHandle<std::collections::HashMap<u32, (String, Duration)>>>,
+    start: std::collections::HashMap<u32, (String, Duration)>,
+}
+
+/// Every thread of this process: id → (name, CPU so far).
+fn thread_times() -> std::collections::HashMap<u32, (String, Duration)> {
+    let mut threads = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for entry in entries.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if let Some(cpu) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| stat_cpu(&stat))
+        {
+            threads.insert(tid, (comm.trim().to_owned(), cpu));
+        }
+    }
+    threads
+}
+
+/// A thread name without its instance number (`llvmpipe-3` → `llvmpipe`,
+/// `avdec_h264-0:sink` → `avdec_h264:sink`), so pools add up.
+fn thread_group(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut group = String::with_capacity(name.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            group.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if matches!(chars.get(i), None | Some(':' | '_')) {
+            // An instance number: dropped with its separator.
+            if group.ends_with(['-', '_']) {
+                group.pop();
+            }
+        } else {
+            group.extend(&chars[start..i]);
+        }
+    }
+    group
+}
+
+impl ThreadSampler {
+    /// Starts sampling every 20 ms.
+    pub fn start() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let start = thread_times();
+        let worker = std::thread::Builder::new()
+            .name("ekran-sampler".into())
+            .spawn(move || {
+                let mut seen = std::collections::HashMap::new();
+                loop {
+                    seen.extend(thread_times());
+                    if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                        return seen;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .ok();
+        ThreadSampler {
+            stop,
+            worker,
+            start,
+        }
+    }
+
+    /// Stops sampling; CPU time spent during the run per thread group,
+    /// largest first (the sampler's own thread left out).
+    pub fn finish(mut self) -> Vec<(String, Duration)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = self
+            .worker
+            .take()
+            .and_then(|worker| worker.join().ok())
+            .unwrap_or_default();
+        let mut groups: std::collections::HashMap<String, Duration> =
+            std::collections::HashMap::new();
+        for (tid, (name, cpu)) in seen {
+            if name == "ekran-sampler" {
+                continue;
+            }
+            let before = self.start.get(&tid).map_or(Duration::ZERO, |(_, cpu)| *cpu);
+            *groups.entry(thread_group(&name)).or_default() += cpu.saturating_sub(before);
+        }
+        let mut groups: Vec<(String, Duration)> = groups
+            .into_iter()
+            .filter(|(_, cpu)| !cpu.is_zero())
+            .collect();
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        groups
+    }
+}
+
 /// Resident set size in KiB and the number of open file descriptors.
 pub fn rss_and_fds() -> Result<(u64, usize), BenchError> {
     let status = read(Path::new("/proc/self/status"))?;
@@ -164,10 +276,14 @@ pub struct CpuComparison {
     pub frames_presented: u64,
     /// CPU of the headless run.
     pub play: CpuTimes,
+    /// Where the headless run's CPU went, per thread group, largest first.
+    pub play_threads: Vec<(String, Duration)>,
     /// Frames the decode-only pipeline decoded.
     pub frames_decoded: u64,
     /// CPU of the decode-only run.
     pub decode_only: Duration,
+    /// Where the decode-only run's CPU went, per thread group.
+    pub decode_only_threads: Vec<(String, Duration)>,
     /// The decoder both used.
     pub decoder: Option<String>,
 }
@@ -192,7 +308,7 @@ fn per_frame(time: Duration, frames: u64) -> f64 {
 
 /// Plays `clip` headless at `size` with the refresh rate equal to the
 /// clip's frame rate (every picture presented once), then decodes it with
-/// `uridecodebin3 ! fakesink sync=false`.
+/// `filesrc ! decodebin3 ! fakesink sync=false`.
 pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuComparison, BenchError> {
     decode::prefer_hardware_decoders(&DecodeConfig::default().hardware_decoders)?;
     // The device (and its llvmpipe threads) must outlive the second
@@ -224,7 +340,9 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
         ..config
     };
     let before = cpu_times()?;
+    let sampler = ThreadSampler::start();
     let stats = run_headless_on(&target, source, EngineConfig::default(), &config, None)?;
+    let play_threads = sampler.finish();
     let play = cpu_times()?.since(&before);
     drop(target);
     let failed = stats.items.iter().filter(|i| i.error.is_some()).count();
@@ -235,13 +353,17 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
     let decoder = stats.items.first().and_then(|i| i.decoder.clone());
 
     let before = cpu_times()?;
+    let sampler = ThreadSampler::start();
     let frames_decoded = decode_only(clip)?;
+    let decode_only_threads = sampler.finish();
     let decode_only = cpu_times()?.since(&before).total;
     Ok(CpuComparison {
         frames_presented,
         play,
+        play_threads,
         frames_decoded,
         decode_only,
+        decode_only_threads,
         decoder,
     })
 }
@@ -250,11 +372,10 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
 /// of pictures decoded.
 fn decode_only(clip: &Path) -> Result<u64, BenchError> {
     let absolute = std::fs::canonicalize(clip).map_err(|e| BenchError::Baseline(e.to_string()))?;
-    let uri = gst::glib::filename_to_uri(&absolute, None)
-        .map_err(|e| BenchError::Baseline(e.to_string()))?;
     // The same decoding bin as playback, so the same decoder is chosen.
     let description = format!(
-        "{} uri=\"{uri}\" caps=video/x-raw ! fakesink name=sink sync=false signal-handoffs=true",
+        "filesrc location=\"{}\" ! {} caps=video/x-raw ! fakesink name=sink sync=false signal-handoffs=true",
+        absolute.display(),
         decode::default_decodebin()
     );
     let pipeline = gst::parse::launch(&description)
@@ -485,6 +606,16 @@ pub fn measure_transitions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_names_group_by_pool() {
+        assert_eq!(thread_group("llvmpipe-3"), "llvmpipe");
+        assert_eq!(thread_group("llvmpipe-12"), "llvmpipe");
+        assert_eq!(thread_group("multiqueue0:src_0"), "multiqueue:src");
+        assert_eq!(thread_group("ekran-render"), "ekran-render");
+        assert_eq!(thread_group("qtdemux0:sink"), "qtdemux:sink");
+        assert_eq!(thread_group("avdec_h264-0:sink"), "avdec_h264:sink");
+    }
 
     #[test]
     fn stat_lines_with_spaces_in_the_name_parse() {

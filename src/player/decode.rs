@@ -1,6 +1,6 @@
-//! Decoding: one GStreamer pipeline per clip (`uridecodebin3 → videoconvert
-//! → appsink`; `uridecodebin` before GStreamer 1.24, see
-//! [`default_decodebin`]), hardware decoders raised above software ones by rank, and a
+//! Decoding: one GStreamer pipeline per clip (`filesrc → decodebin3 →
+//! videoconvert → appsink`, see [`default_decodebin`]), hardware decoders
+//! raised above software ones by rank, and a
 //! thread per still image. Every decoder hands its pictures to the render
 //! thread through a bounded channel, so a decoder runs at most one picture
 //! ahead and the render thread never waits on GStreamer unless it asks to
@@ -119,8 +119,8 @@ pub struct DecodeConfig {
     pub stall_timeout: Duration,
     /// Audio volume 0.0–1.0; 0 (the default) builds no audio branch at all.
     pub volume: f64,
-    /// The decoding bin: `uridecodebin3` or `uridecodebin`; `None` picks
-    /// by GStreamer version (see [`default_decodebin`]).
+    /// The decoding bin: `decodebin3` (after a `filesrc`), `uridecodebin3`
+    /// or `uridecodebin`; `None` picks [`default_decodebin`].
     pub decodebin: Option<String>,
 }
 
@@ -138,19 +138,17 @@ impl Default for DecodeConfig {
     }
 }
 
-/// `uridecodebin3` from GStreamer 1.24 on; before that `uridecodebin`.
-/// GStreamer 1.22.0's `uridecodebin3` (Debian 12) now and then never
-/// leaves READY when several pipelines start at once in one process (seen
-/// in about one run in four of this crate's tests: "pipeline Ready, pending
-/// Playing, 0 pictures"); `uridecodebin` never did. Both pick decoders by
-/// the same ranks.
+/// The decoding bins a clip pipeline can be built with.
+pub const DECODEBINS: [&str; 3] = ["decodebin3", "uridecodebin3", "uridecodebin"];
+
+/// `decodebin3` fed by a `filesrc`: the same decoder selection and stream
+/// selection as `uridecodebin3`, without its source bin. GStreamer
+/// 1.22.0's `uridecodebin3` (Debian 12) now and then never leaves READY
+/// when several pipelines start at once in one process (4 pipelines
+/// started together, 240 times: 8 stuck with 0 pictures); `filesrc !
+/// decodebin3` never did (480 times: none), nor did `uridecodebin`.
 pub fn default_decodebin() -> &'static str {
-    let (major, minor, _, _) = gst::version();
-    if (major, minor) >= (1, 24) {
-        "uridecodebin3"
-    } else {
-        "uridecodebin"
-    }
+    DECODEBINS[0]
 }
 
 /// Initialises GStreamer once per process.
@@ -279,23 +277,52 @@ impl Decoder {
             .decodebin
             .as_deref()
             .unwrap_or_else(|| default_decodebin());
-        let is_decodebin3 = bin_name == "uridecodebin3";
+        // decodebin3 and uridecodebin3 choose streams by the select-stream
+        // signal; uridecodebin by its caps.
+        let is_decodebin3 = bin_name != "uridecodebin";
         let play_audio = config.volume > 0.0;
-        let mut source_builder = gst::ElementFactory::make(bin_name).property("uri", uri.as_str());
-        if !is_decodebin3 && !play_audio {
-            // Stop at raw video: audio stays undecoded (and unlinked).
-            source_builder = source_builder.property(
-                "caps",
-                gst::Caps::builder("video/x-raw").any_features().build(),
-            );
-        }
-        let source = source_builder.build().map_err(|_| {
-            MediaError::MissingElement(if is_decodebin3 {
-                "uridecodebin3"
-            } else {
-                "uridecodebin"
-            })
-        })?;
+        let (file, source) = match bin_name {
+            "decodebin3" => {
+                let file = gst::ElementFactory::make("filesrc")
+                    .property("location", absolute.to_string_lossy().as_ref())
+                    .build()
+                    .map_err(|_| MediaError::MissingElement("filesrc"))?;
+                let bin = gst::ElementFactory::make("decodebin3")
+                    .build()
+                    .map_err(|_| MediaError::MissingElement("decodebin3"))?;
+                (Some(file), bin)
+            }
+            "uridecodebin3" => (
+                None,
+                gst::ElementFactory::make("uridecodebin3")
+                    .property("uri", uri.as_str())
+                    .build()
+                    .map_err(|_| MediaError::MissingElement("uridecodebin3"))?,
+            ),
+            "uridecodebin" => {
+                let mut builder =
+                    gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str());
+                if !play_audio {
+                    // Stop at raw video: audio stays undecoded (and unlinked).
+                    builder = builder.property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw").any_features().build(),
+                    );
+                }
+                (
+                    None,
+                    builder
+                        .build()
+                        .map_err(|_| MediaError::MissingElement("uridecodebin"))?,
+                )
+            }
+            other => {
+                return Err(pipeline_error(format!(
+                    "unknown decoding bin {other:?}: expected one of {}",
+                    DECODEBINS.join(", ")
+                )));
+            }
+        };
         // Passthrough (no CPU work) when the decoder already gives NV12 or
         // I420; converts only the rare other formats, which is logged.
         let convert = gst::ElementFactory::make("videoconvert")
@@ -343,6 +370,13 @@ impl Decoder {
         pipeline
             .add_many([&source, &convert, appsink.upcast_ref()])
             .map_err(|e| pipeline_error(e.to_string()))?;
+        if let Some(file) = &file {
+            pipeline
+                .add(file)
+                .map_err(|e| pipeline_error(e.to_string()))?;
+            file.link(&source)
+                .map_err(|e| pipeline_error(e.to_string()))?;
+        }
         convert
             .link(&appsink)
             .map_err(|e| pipeline_error(e.to_string()))?;

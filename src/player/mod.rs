@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - [`decode`]: one GStreamer pipeline per clip (`uridecodebin3 → appsink`,
+//! - [`decode`]: one GStreamer pipeline per clip (`filesrc → decodebin3 → appsink`,
 //!   hardware decoders raised by rank), a thread per still; pictures reach
 //!   the render thread through bounded channels.
 //! - [`frame`]: decoded pictures (NV12 / I420 / RGBA planes) and their
@@ -240,6 +240,43 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), PlayerError> {
     Ok((w, h))
 }
 
+/// The adapter the latest [`open_device`] opened, as [`describe_adapter`]
+/// words it (one engine per process, so one adapter).
+static GRAPHICS_IN_USE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The graphics backend and adapter this process renders with, once the
+/// output is open: what heartbeats report (SPEC §5).
+pub fn graphics_in_use() -> Option<String> {
+    GRAPHICS_IN_USE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
+/// "Vulkan · llvmpipe (LLVM 15.0.6, 256 bits) · software (CPU) · llvmpipe
+/// Mesa 22.3.6": backend, adapter, what kind of device, driver.
+pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    let kind = match info.device_type {
+        wgpu::DeviceType::Cpu => "software (CPU)",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Other => "other device",
+    };
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut described = format!("{:?} · {} · {kind}", info.backend, info.name);
+    if !driver.is_empty() {
+        described.push_str(" · ");
+        described.push_str(&driver);
+    }
+    described
+}
+
 /// Opens the default adapter (lavapipe on a box without GPU) and a device.
 pub async fn open_device(
     instance: &wgpu::Instance,
@@ -253,7 +290,11 @@ pub async fn open_device(
         .await
         .map_err(|e| PlayerError::NoAdapter(e.to_string()))?;
     let info = adapter.get_info();
-    tracing::info!(adapter = %info.name, backend = ?info.backend, device_type = ?info.device_type, "graphics adapter");
+    let described = describe_adapter(&info);
+    tracing::info!(adapter = %info.name, backend = ?info.backend, device_type = ?info.device_type, graphics = %described, "graphics adapter");
+    *GRAPHICS_IN_USE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(described);
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("ekran"),

@@ -336,6 +336,33 @@ fn decoders_named_in_the_preference_list_win_by_rank() {
 }
 
 #[test]
+fn every_decoding_bin_plays_the_clip_to_its_end() {
+    // decodebin3 after a filesrc is the default; the two uri bins stay
+    // selectable. Each must decode every picture with the same decoder.
+    let dir = tempfile::tempdir().unwrap();
+    for bin in ekran::player::decode::DECODEBINS {
+        let stats_path = dir.path().join(format!("{bin}.json"));
+        let status = Command::new(env!("CARGO_BIN_EXE_ekran"))
+            .args(["play", "--headless", "--size", "160x120"])
+            .args(["--decodebin", bin, "--stats"])
+            .arg(&stats_path)
+            .arg(media::clip(media::RED_H264))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{bin}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+        let item = &json["items"][0];
+        assert_eq!(item["outcome"], "completed", "{bin}: {json}");
+        assert_eq!(item["decoder"], "avdec_h264", "{bin}: {json}");
+        assert!(
+            item["frames_presented"].as_u64().unwrap() >= 20,
+            "{bin}: {json}"
+        );
+    }
+}
+
+#[test]
 fn snapshots_are_written_on_virtual_time() {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_ekran"))

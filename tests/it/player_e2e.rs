@@ -243,6 +243,20 @@ volume = 0.0
     );
     assert_verifies(dir.path(), &base, &viewer, &bundle);
 
+    // 1b. The heartbeat names the graphics backend (lavapipe here), and a
+    // screenshot asked for on the server comes back from the real player.
+    let status = until_status(
+        &base,
+        &admin,
+        Duration::from_secs(10),
+        "the graphics backend in the heartbeat",
+        |status| status["graphics"].is_string(),
+    );
+    let graphics = status["graphics"].as_str().unwrap_or_default();
+    eprintln!("[{backend:?}] heartbeat graphics: {graphics}");
+    assert!(graphics.starts_with("Vulkan · "), "{graphics}");
+    runtime().block_on(screenshot_round_trip(&base, &admin, backend));
+
     // 2. SIGKILL mid-clip: once the clip's first frame is checkpointed.
     player.skip_backlog();
     let line = player.wait_for(Duration::from_secs(20), "a clip to start", |line| {
@@ -534,4 +548,72 @@ volume = 0.0
     );
     drop(server);
     eprintln!("[{backend:?}] full loop took {:?}", began.elapsed());
+}
+
+/// Asks the server for a screenshot of the screen, waits for the player to
+/// upload it on a later heartbeat, and checks it is a small picture of
+/// what plays (none of the playlist's items is all black).
+async fn screenshot_round_trip(base: &str, admin: &str, backend: Backend) {
+    let client = reqwest::Client::new();
+    let asked = client
+        .post(format!("{base}/api/v1/screens/{SCREEN}/screenshot-request"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(asked.status().is_success(), "{}", asked.status());
+    let asked: serde_json::Value = asked.json().await.unwrap();
+    let asked_at = asked["requested_at_ms"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (taken_at, png) = loop {
+        let response = client
+            .get(format!("{base}/api/v1/screens/{SCREEN}/screenshot"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        let taken_at: Option<i64> = response
+            .headers()
+            .get("x-ekran-taken-at")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<jiff::Timestamp>().ok())
+            .map(|at| at.as_millisecond());
+        if let (true, Some(taken_at)) = (response.status().is_success(), taken_at)
+            && taken_at >= asked_at
+        {
+            break (taken_at, response.bytes().await.unwrap().to_vec());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no screenshot within 15 s of the request (last answer {})",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let picture = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgba8();
+    assert!(picture.width() <= 480 && picture.height() <= 480);
+    assert_eq!(
+        picture.width() * 240,
+        picture.height() * 320,
+        "the screen's 320x240 shape"
+    );
+    let lit = picture
+        .pixels()
+        .filter(|pixel| pixel.0[..3].iter().any(|channel| *channel > 40))
+        .count();
+    // The bouncing ball clip is mostly black: ask only for visible content.
+    assert!(
+        lit * 200 > (picture.width() * picture.height()) as usize,
+        "the screenshot shows content: {lit} lit pixels of {}x{}",
+        picture.width(),
+        picture.height()
+    );
+    eprintln!(
+        "[{backend:?}] screenshot {}x{} taken {} ms after the request",
+        picture.width(),
+        picture.height(),
+        taken_at - asked_at
+    );
 }

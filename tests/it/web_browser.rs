@@ -239,7 +239,8 @@ async fn a_campaign_from_upload_to_report_in_the_browser() {
     )
     .await;
     let heartbeat = json!({"agent_version": "0.1.0", "manifest_version": 1, "current_item": "clip",
-        "decoder": "avdec_h264", "frames_presented": 900, "frames_dropped": 3,
+        "decoder": "avdec_h264", "graphics": "Vulkan · V3D 7.1 · integrated GPU · Mesa 23.2.1",
+        "frames_presented": 900, "frames_dropped": 3,
         "disk_free_bytes": 12_000_000_000u64, "cache_bytes": 150_000_000u64, "stale": false});
     let response = device
         .send(
@@ -353,7 +354,11 @@ async fn a_campaign_from_upload_to_report_in_the_browser() {
     browser.goto(&server.url("/fleet?lang=ru")).await.unwrap();
     let fleet = text_of(&browser, "#screen-kyiv-lobby").await;
     assert!(
-        fleet.contains("в сети") && fleet.contains("avdec_h264") && fleet.contains("программный"),
+        fleet.contains("в сети")
+            && fleet.contains("avdec_h264")
+            && fleet.contains("программный")
+            && fleet.contains("Графика")
+            && fleet.contains("Vulkan · V3D 7.1"),
         "{fleet}"
     );
     screenshot(&browser, "fleet-ru").await;

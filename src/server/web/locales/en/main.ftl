@@ -115,6 +115,7 @@ fleet-current = Playing
 fleet-manifest = Manifest
 fleet-versions = published v{ $published }, playing v{ $playing }
 fleet-decoder = Decoder
+fleet-graphics = Graphics
 fleet-hardware = hardware
 fleet-software = software
 fleet-frames-dropped = Frames dropped

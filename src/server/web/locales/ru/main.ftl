@@ -115,6 +115,7 @@ fleet-current = Сейчас
 fleet-manifest = Манифест
 fleet-versions = опубликована v{ $published }, играет v{ $playing }
 fleet-decoder = Декодер
+fleet-graphics = Графика
 fleet-hardware = аппаратный
 fleet-software = программный
 fleet-frames-dropped = Пропущено кадров
