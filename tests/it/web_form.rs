@@ -136,6 +136,17 @@ async fn form_writes_previews_publishes_and_reads_back(backend: Backend) {
         "{html}"
     );
     assert!(!html.contains("name=\"item.1.media\""));
+    // In Russian, down to the labels drawn by the template's macros.
+    let html = manager
+        .get(&server, "/playlists/form?lang=ru")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Форма плейлиста") && html.contains("Добавить окно времени"),
+        "{html}"
+    );
 
     // Rows are added and removed by buttons, keeping what was typed.
     let mut fields = campaign_fields();
@@ -427,6 +438,28 @@ async fn toml_the_form_cannot_hold_goes_to_the_toml_editor(backend: Backend) {
     assert!(html.contains("`item[0].wieght`"), "{html}");
     // …with a button that takes the same text to the TOML editor.
     assert!(html.contains("action=\"/playlists/edit\"") && html.contains("wieght = 2"));
+
+    // Text the form can hold opens in it, every value in its field.
+    let fixed = typo.replace("wieght", "weight");
+    let response = manager
+        .post_form(
+            &server,
+            "/playlists/form",
+            &[
+                ("file_name", "x.toml"),
+                ("source", &fixed),
+                ("action", "load-toml"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("name=\"item.0.weight\" value=\"2\"")
+            && html.contains("name=\"screens\" id=\"f-screens\" value=\"*\""),
+        "{html}"
+    );
 
     // A stored playlist with comments opens in the form, with a warning
     // that the form drops them.

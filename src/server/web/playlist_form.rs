@@ -1183,6 +1183,31 @@ mod tests {
     }
 
     #[test]
+    fn tickers_keep_their_flight_and_windows() {
+        let source = SAMPLE.replace(
+            "[[ticker]]\n",
+            "[[ticker]]\nflight = { start = 2026-12-01, end = 2026-12-10 }\n\
+             windows = [{ days = [\"sat\", \"sun\"], start = 08:00:00, end = \"24:00\" }]\n",
+        );
+        let form = PlaylistForm::from_toml("x.toml", &source).unwrap();
+        let ticker = &form.tickers[0];
+        assert_eq!(
+            (ticker.flight_start.as_str(), ticker.flight_end.as_str()),
+            ("2026-12-01", "2026-12-10")
+        );
+        assert_eq!(
+            ticker.windows,
+            [WindowRow {
+                days: vec!["sat".into(), "sun".into()],
+                start: "08:00".into(),
+                end: "24:00".into(),
+            }]
+        );
+        let written = form.to_toml().source;
+        assert!(written.contains("[ticker.flight]\nstart = 2026-12-01\nend = 2026-12-10\n[[ticker.windows]]\ndays = [\"sat\", \"sun\"]"), "{written}");
+    }
+
+    #[test]
     fn days_are_written_as_ranges_and_read_back() {
         let days =
             |list: &[&str]| days_list(&list.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>());
