@@ -562,6 +562,7 @@ async fn a_manager_fills_the_form_previews_and_publishes_in_the_browser() {
     click(&browser, "#action-check").await;
     let error = text_of(&browser, "[name='flight_end'] + .field-error").await;
     assert!(error.contains("before it starts"), "{error}");
+    screenshot(&browser, "playlist-form-error").await;
     set_value(&browser, "flight_end", "2027-06-30").await;
 
     // A window for the clip, weekday evenings (a row added without script).
