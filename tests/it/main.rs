@@ -72,6 +72,8 @@ mod trust;
 #[cfg(feature = "server")]
 mod web_browser;
 #[cfg(feature = "server")]
+mod web_form;
+#[cfg(feature = "server")]
 mod web_http;
 #[cfg(feature = "server")]
 mod web_support;

@@ -25,15 +25,15 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// chromedriver on a free loopback port, ended when dropped.
-struct Driver {
+/// chromedriver on a free loopback port, ended when dropped (also used by `web_form`).
+pub(crate) struct Driver {
     child: tokio::process::Child,
     url: String,
     profile: tempfile::TempDir,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -69,7 +69,7 @@ impl Driver {
         }
     }
 
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let profile = self.profile.path();
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
@@ -101,7 +101,7 @@ impl Drop for Driver {
 }
 
 /// Saves a screenshot and checks it is a real, non-blank picture.
-async fn screenshot(browser: &Client, name: &str) {
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.unwrap();
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, &png).unwrap();
@@ -125,7 +125,7 @@ async fn screenshot(browser: &Client, name: &str) {
     );
 }
 
-async fn sign_in(browser: &Client, server: &TestServer, token: &str) {
+pub(crate) async fn sign_in(browser: &Client, server: &TestServer, token: &str) {
     browser.goto(&server.url("/signin")).await.unwrap();
     browser
         .find(Locator::Css("#token"))
@@ -163,7 +163,7 @@ async fn sign_out(browser: &Client) {
         .unwrap();
 }
 
-async fn text_of(browser: &Client, css: &str) -> String {
+pub(crate) async fn text_of(browser: &Client, css: &str) -> String {
     browser
         .wait()
         .for_element(Locator::Css(css))

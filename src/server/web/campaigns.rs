@@ -119,40 +119,18 @@ async fn playlists_page(web: &Web) -> Result<Response, WebError> {
 /// Query of the editor: which stored playlist to open.
 #[derive(Debug, Default, Deserialize)]
 pub struct EditorQuery {
+    /// Campaign id of the stored playlist; none for a new one.
     #[serde(default)]
-    campaign: Option<String>,
+    pub(super) campaign: Option<String>,
 }
 
 /// `GET /playlists/edit[?campaign=ID]` (manager).
 pub async fn editor(web: Web, Query(query): Query<EditorQuery>) -> Result<Response, Response> {
     web.require(Role::Manager)?;
     let (file_name, source) = match query.campaign.as_deref().filter(|c| !c.is_empty()) {
-        Some(campaign) => {
-            let row = sqlx::query("SELECT file_name, source FROM playlists WHERE campaign_id = $1")
-                .bind(campaign)
-                .fetch_optional(web.state.db().pool())
-                .await
-                .or_page(&web)
-                .map_err(IntoResponse::into_response)?;
-            match row {
-                Some(row) => (
-                    row.try_get("file_name")
-                        .or_page(&web)
-                        .map_err(IntoResponse::into_response)?,
-                    row.try_get("source")
-                        .or_page(&web)
-                        .map_err(IntoResponse::into_response)?,
-                ),
-                None => {
-                    return Err(WebError::new(
-                        &web,
-                        axum::http::StatusCode::NOT_FOUND,
-                        web.t_with("playlist-unknown", &[("campaign", campaign.to_owned())]),
-                    )
-                    .into_response());
-                }
-            }
-        }
+        Some(campaign) => stored_playlist(&web, campaign)
+            .await
+            .map_err(IntoResponse::into_response)?,
         None => ("new-campaign.toml".to_owned(), NEW_PLAYLIST.to_owned()),
     };
     let form = EditorForm {
@@ -185,21 +163,36 @@ pub struct EditorForm {
 
 /// What the submitted action produced.
 #[derive(Debug, Default, serde::Serialize)]
-struct Outcome {
+pub(super) struct Outcome {
     /// Problems, each with its `line:column` when it has one.
-    errors: Vec<Problem>,
+    pub(super) errors: Vec<Problem>,
     /// The playlist is valid and every media file is in the library.
-    valid: bool,
+    pub(super) valid: bool,
     summary: Option<Summary>,
     preview: Option<Preview>,
     published: Option<PublishResult>,
 }
 
+impl Outcome {
+    /// 422 when anything was refused, else 200.
+    pub(super) fn status(&self) -> axum::http::StatusCode {
+        if self.errors.is_empty() {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
+/// One problem with the playlist, where it is when it is in the text.
 #[derive(Debug, serde::Serialize)]
-struct Problem {
-    line: Option<usize>,
-    column: Option<usize>,
-    message: String,
+pub(super) struct Problem {
+    /// 1-based line in the playlist's TOML.
+    pub(super) line: Option<usize>,
+    /// 1-based column, in characters.
+    pub(super) column: Option<usize>,
+    /// What is wrong, in the words of the check.
+    pub(super) message: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -244,12 +237,72 @@ struct PreviewRow {
 pub async fn submit(web: Web, Form(form): Form<EditorForm>) -> Result<Response, Response> {
     let session = web.require(Role::Manager)?;
     let by = session.caller.name.clone();
-    let mut outcome = Outcome::default();
-    let file_name = Path::new(form.file_name.trim()).file_name().map_or_else(
+    let file_name = safe_file_name(&form.file_name);
+    let outcome = act(
+        &web,
+        &by,
+        &file_name,
+        &form.source,
+        Action::from_name(&form.action),
+        &form.screen,
+        &form.day,
+    )
+    .await?;
+    let status = outcome.status();
+    let form = EditorForm { file_name, ..form };
+    let mut response = editor_page(&web, &form, outcome)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// The base name of a submitted file name (never a path), `playlist.toml` when empty.
+pub(super) fn safe_file_name(submitted: &str) -> String {
+    Path::new(submitted.trim()).file_name().map_or_else(
         || "playlist.toml".to_owned(),
         |n| n.to_string_lossy().into_owned(),
-    );
-    match playlist::parse(&form.source, Path::new(&file_name)) {
+    )
+}
+
+/// What to do with a valid playlist once it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Only check it.
+    Check,
+    /// Simulate a screen's day with it.
+    Preview,
+    /// Store and publish it.
+    Publish,
+}
+
+impl Action {
+    /// The action a form button names (`check` for anything else).
+    pub(super) fn from_name(name: &str) -> Self {
+        match name {
+            "preview" => Action::Preview,
+            "publish" => Action::Publish,
+            _ => Action::Check,
+        }
+    }
+}
+
+/// Checks `source` with [`playlist::parse`] and the library, then previews
+/// it on `screen` and `day` or publishes it: the one path both the TOML
+/// editor and the structured form take.
+// The error is the finished page the handler returns as is (see `Web::require`).
+#[allow(clippy::result_large_err)]
+pub(super) async fn act(
+    web: &Web,
+    by: &str,
+    file_name: &str,
+    source: &str,
+    action: Action,
+    screen: &str,
+    day: &str,
+) -> Result<Outcome, Response> {
+    let mut outcome = Outcome::default();
+    match playlist::parse(source, Path::new(file_name)) {
         Err(errors) => {
             outcome.errors = errors
                 .iter()
@@ -266,7 +319,7 @@ pub async fn submit(web: Web, Form(form): Form<EditorForm>) -> Result<Response, 
         Ok(parsed) => {
             let names = name_map(web.state.db())
                 .await
-                .or_page(&web)
+                .or_page(web)
                 .map_err(IntoResponse::into_response)?;
             let (media, missing) = resolve_media(&parsed, &names);
             outcome.errors = missing
@@ -289,22 +342,25 @@ pub async fn submit(web: Web, Form(form): Form<EditorForm>) -> Result<Response, 
                 media: media.clone(),
             });
             if outcome.valid {
-                match form.action.as_str() {
-                    "preview" => {
+                match action {
+                    Action::Preview => {
                         outcome.preview = Some(
-                            preview(&web, &parsed, &media, &form)
+                            preview(web, &parsed, &media, screen, day)
                                 .await
                                 .map_err(IntoResponse::into_response)?,
                         );
                     }
-                    "publish" => {
+                    Action::Publish => {
                         let request = PublishRequest {
-                            file_name: file_name.clone(),
-                            source: form.source.clone(),
+                            file_name: file_name.to_owned(),
+                            source: source.to_owned(),
                             media,
                         };
-                        match publish::publish_playlist(&web.state, &by, request).await {
-                            Ok(result) => outcome.published = Some(result),
+                        match publish::publish_playlist(&web.state, by, request).await {
+                            Ok(result) => {
+                                tracing::info!(campaign = %parsed.campaign_id, by, screens = result.screens.len(), "playlist published from the dashboard");
+                                outcome.published = Some(result);
+                            }
                             Err(error) if error.status().is_client_error() => {
                                 outcome.errors.push(Problem {
                                     line: None,
@@ -313,27 +369,17 @@ pub async fn submit(web: Web, Form(form): Form<EditorForm>) -> Result<Response, 
                                 });
                             }
                             Err(error) => {
-                                return Err(WebError::new(&web, error.status(), error.to_string())
+                                return Err(WebError::new(web, error.status(), error.to_string())
                                     .into_response());
                             }
                         }
                     }
-                    _ => {}
+                    Action::Check => {}
                 }
             }
         }
     }
-    let status = if outcome.errors.is_empty() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let form = EditorForm { file_name, ..form };
-    let mut response = editor_page(&web, &form, outcome)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    *response.status_mut() = status;
-    Ok(response)
+    Ok(outcome)
 }
 
 /// An item whose media file is not in the library: item id, media path, where it is named.
@@ -366,14 +412,7 @@ fn resolve_media(
 }
 
 async fn editor_page(web: &Web, form: &EditorForm, outcome: Outcome) -> Result<Response, WebError> {
-    let db = web.state.db();
-    let screens: Vec<String> = load_screens(db, None)
-        .await
-        .or_page(web)?
-        .into_iter()
-        .map(|screen| screen.id)
-        .collect();
-    let library: Vec<String> = name_map(db).await.or_page(web)?.into_keys().collect();
+    let (screens, library) = screens_and_library(web).await?;
     Ok(web.render(
         "editor.html",
         minijinja::context! {
@@ -387,6 +426,56 @@ async fn editor_page(web: &Web, form: &EditorForm, outcome: Outcome) -> Result<R
             assumed_clip_secs => ASSUMED_CLIP_SECS,
         },
     ))
+}
+
+/// The TOML editor opened on `source` (from the structured form).
+pub(super) async fn editor_with_source(
+    web: &Web,
+    file_name: String,
+    source: String,
+) -> Result<Response, WebError> {
+    let form = EditorForm {
+        file_name,
+        source,
+        ..EditorForm::default()
+    };
+    editor_page(web, &form, Outcome::default()).await
+}
+
+/// The screens a preview can pick and the file names in the media library.
+pub(super) async fn screens_and_library(web: &Web) -> Result<(Vec<String>, Vec<String>), WebError> {
+    let db = web.state.db();
+    let screens: Vec<String> = load_screens(db, None)
+        .await
+        .or_page(web)?
+        .into_iter()
+        .map(|screen| screen.id)
+        .collect();
+    let library: Vec<String> = name_map(db).await.or_page(web)?.into_keys().collect();
+    Ok((screens, library))
+}
+
+/// The stored playlist of `campaign`: its file name and TOML; a 404 page when there is none.
+pub(super) async fn stored_playlist(
+    web: &Web,
+    campaign: &str,
+) -> Result<(String, String), WebError> {
+    let row = sqlx::query("SELECT file_name, source FROM playlists WHERE campaign_id = $1")
+        .bind(campaign)
+        .fetch_optional(web.state.db().pool())
+        .await
+        .or_page(web)?;
+    match row {
+        Some(row) => Ok((
+            row.try_get("file_name").or_page(web)?,
+            row.try_get("source").or_page(web)?,
+        )),
+        None => Err(WebError::new(
+            web,
+            axum::http::StatusCode::NOT_FOUND,
+            web.t_with("playlist-unknown", &[("campaign", campaign.to_owned())]),
+        )),
+    }
 }
 
 /// What another stored playlist contributes to a screen.
@@ -406,17 +495,18 @@ async fn preview(
     web: &Web,
     parsed: &Playlist,
     media: &BTreeMap<String, String>,
-    form: &EditorForm,
+    screen: &str,
+    day: &str,
 ) -> Result<Preview, WebError> {
     let db = web.state.db();
     let bad = |message: String| WebError::new(web, axum::http::StatusCode::BAD_REQUEST, message);
-    let screen = load_screens(db, Some(form.screen.trim()))
+    let screen = load_screens(db, Some(screen.trim()))
         .await
         .or_page(web)?
         .pop()
-        .ok_or_else(|| {
-            bad(web.t_with("editor-unknown-screen", &[("screen", form.screen.clone())]))
-        })?;
+        .ok_or_else(
+            || bad(web.t_with("editor-unknown-screen", &[("screen", screen.to_owned())])),
+        )?;
     let venue = load_venue(db, &screen.venue).await.or_page(web)?;
     let zone = jiff::tz::TimeZone::get(&venue.timezone).map_err(|e| bad(e.to_string()))?;
     let groups: Vec<&str> = screen.groups.iter().map(String::as_str).collect();
@@ -511,7 +601,7 @@ async fn preview(
     }
 
     let today = Timestamp::now().to_zoned(zone.clone()).date();
-    let day: Date = match form.day.trim() {
+    let day: Date = match day.trim() {
         "" => today.clamp(parsed.flight.start, parsed.flight.end),
         text => text
             .parse()

@@ -231,8 +231,17 @@ mod tests {
                 .filter(|key| !key.is_empty() && !key.starts_with('#') && !key.starts_with(' '))
                 .collect()
         };
-        let en = keys(include_str!("locales/en/main.ftl"));
-        let ru = keys(include_str!("locales/ru/main.ftl"));
+        // Every file of each language: the loader reads them all.
+        let en = [
+            keys(include_str!("locales/en/main.ftl")),
+            keys(include_str!("locales/en/playlist-form.ftl")),
+        ]
+        .concat();
+        let ru = [
+            keys(include_str!("locales/ru/main.ftl")),
+            keys(include_str!("locales/ru/playlist-form.ftl")),
+        ]
+        .concat();
         let missing: Vec<&String> = en.iter().filter(|key| !ru.contains(key)).collect();
         assert!(missing.is_empty(), "missing in ru: {missing:?}");
         assert!(en.len() > 50, "{}", en.len());

@@ -10,6 +10,7 @@
 //! - [`fleet`]: screens, pairing approvals, screenshots, tokens (admin).
 //! - [`library`]: the media library (manager).
 //! - [`campaigns`]: playlist editor, schedule preview, publishing (manager).
+//! - [`playlist_form`]: the structured playlist form that writes the TOML (manager).
 //!
 //! Every page goes through [`Web`] (the request's language and session)
 //! and [`Web::render`]; every POST passes [`csrf_guard`] first, so no form
@@ -21,6 +22,7 @@ pub mod fleet;
 pub mod i18n;
 pub mod library;
 pub mod pages;
+pub mod playlist_form;
 pub mod session;
 
 use std::sync::LazyLock;
@@ -61,6 +63,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("media.html", include_str!("templates/media.html")),
     ("playlists.html", include_str!("templates/playlists.html")),
     ("editor.html", include_str!("templates/editor.html")),
+    ("outcome.html", include_str!("templates/outcome.html")),
+    (
+        "playlist_form.html",
+        include_str!("templates/playlist_form.html"),
+    ),
+    (
+        "playlist_form_unsupported.html",
+        include_str!("templates/playlist_form_unsupported.html"),
+    ),
 ];
 
 /// The template environment: built once, with the translation function
@@ -394,6 +405,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/playlists/edit",
             get(campaigns::editor).post(campaigns::submit),
+        )
+        .route(
+            "/playlists/form",
+            get(playlist_form::form).post(playlist_form::submit),
         )
         .route(
             "/static/app.css",

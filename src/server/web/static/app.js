@@ -5,6 +5,9 @@
 //    name is recorded with a form post so playlists can name it.
 // 2. The playlist editor: a chosen .toml file is read into the textarea,
 //    and clicking an error's line:column selects that place in the text.
+// 3. The playlist form works without script; with it, a "file a day" list
+//    gets a picker that appends a library file name to its lines, and the
+//    first field with an error is scrolled into view.
 (function () {
   "use strict";
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
@@ -93,4 +96,21 @@
       area.setSelectionRange(offset + column, offset + (lines[line] || "").length);
     });
   });
+
+  Array.prototype.forEach.call(document.querySelectorAll("select.append-media"), function (picker) {
+    picker.parentNode.hidden = false;
+    picker.addEventListener("change", function () {
+      var area = document.getElementById(picker.getAttribute("data-target"));
+      if (!area || !picker.value) { return; }
+      var text = area.value.replace(/\s+$/, "");
+      area.value = (text ? text + "\n" : "") + picker.value + "\n";
+      picker.value = "";
+    });
+  });
+
+  var firstInvalid = document.querySelector('#playlist-form [aria-invalid="true"]');
+  if (firstInvalid) {
+    firstInvalid.scrollIntoView({ block: "center" });
+    firstInvalid.focus({ preventScroll: true });
+  }
 })();

@@ -1,0 +1,90 @@
+# Ekran web dashboard — the structured playlist form (English).
+
+form-title = Playlist form
+form-help = Fill in the campaign without writing TOML. The form writes the playlist file and checks it exactly like the TOML editor; problems are shown next to their fields.
+form-from-editor-help = Prefer fields to TOML? “Open in the form” takes the text below into the playlist form.
+form-open-form = Open in the form
+form-open-toml = Open in the TOML editor
+form-toml-help = The TOML editor opens with the playlist this form writes; the two can be switched at any time.
+form-written-toml = The TOML this form wrote
+form-comments-dropped = This playlist’s file has comments: the form does not keep them. Publishing from the form stores the file without them (the TOML editor keeps them).
+form-errors-at-fields = Problems are marked at their fields below.
+form-unknown-action = Unknown form button “{ $action }”.
+form-unsupported = The form cannot show this playlist
+form-unsupported-help = Nothing was changed. Edit it in the TOML editor instead, where every feature of the format is available.
+
+form-campaign-section = Campaign
+form-campaign = Campaign name
+form-id = Campaign id
+form-id-help = ASCII letters, digits, - _ . (empty: made from the name)
+form-timezone = Time zone
+form-file-name = File name
+form-flight-start = First day
+form-flight-end = Last day
+
+form-targets = Screens
+form-targets-help = A screen plays the campaign when it matches any entry. Separate entries with commas; in screen ids * stands for any characters (* alone: every screen).
+form-venues = Venues
+form-groups = Screen groups
+form-screens = Screen ids
+
+form-items = Items
+form-items-help = A clip or a still from the media library. Items of one priority share airtime by weight; a higher priority pre-empts lower ones while it may play.
+form-item-n = Item { $n }
+form-daily-n = A file a day { $n }
+form-item-id = Item id
+form-daily-id = Id prefix
+form-media = Media file
+form-media-choose = — choose from the library —
+form-media-not-in-library = { $name } (not in the library)
+form-dates = Only on these dates
+form-dates-help = Optional, separated by commas, e.g. 2027-06-26
+form-daily-start = First day
+form-daily-media = Files, one per line
+form-daily-media-help = The first line plays on the first day, the next on the day after, and so on.
+form-append-media = Add from the library
+form-duration = Duration
+form-duration-help = Stills: required (20s, 1m 30s). Clips: optional cap.
+form-fit = Fit
+form-fit-default = Default (whole picture)
+form-fit-contain = Whole picture, letterboxed
+form-fit-cover = Fill the screen, cropped
+form-weight = Weight
+form-priority = Priority
+form-max-plays = Max plays per hour
+form-own-flight-start = Own first day
+form-own-flight-end = Own last day
+form-add-item = Add an item
+form-add-daily = Add a file a day
+form-remove-item = Remove this item
+
+form-windows = Time windows
+form-windows-none = No windows: plays all day.
+form-windows-help = Local times like 08:00; an end before the start runs past midnight; no day ticked means every day.
+form-window-days = Days
+form-window-start = From
+form-window-end = Until
+form-add-window = Add a time window
+form-remove-window = Remove window
+form-day-mon = Mon
+form-day-tue = Tue
+form-day-wed = Wed
+form-day-thu = Thu
+form-day-fri = Fri
+form-day-sat = Sat
+form-day-sun = Sun
+
+form-tickers = Tickers
+form-tickers-help = A line of text scrolling along the bottom of the screen while the campaign runs; any language.
+form-ticker-n = Ticker { $n }
+form-ticker-text = Text
+form-add-ticker = Add a ticker
+form-remove-ticker = Remove this ticker
+
+form-reason-not-toml = The text is not valid TOML: { $message }
+form-reason-unknown-key = `{ $key }` is not something the form has a field for.
+form-reason-cannot-hold = `{ $key }` holds a { $kind } that the form cannot show.
+form-reason-unknown-day = `{ $key }` names “{ $day }”, not a weekday the form can tick.
+form-reason-meaning = Written back by the form, this playlist would mean something else.
+form-bad-field = Unknown form field “{ $field }”.
+form-too-many-rows = Form field “{ $field }”: too many rows (at most { $max }).

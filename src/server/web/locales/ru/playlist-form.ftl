@@ -1,0 +1,90 @@
+# Веб-панель Ekran — форма плейлиста (русский).
+
+form-title = Форма плейлиста
+form-help = Заполните кампанию без TOML. Форма сама пишет файл плейлиста и проверяет его так же, как редактор TOML; ошибки показаны рядом с полями.
+form-from-editor-help = Удобнее поля, чем TOML? «Открыть в форме» переносит текст ниже в форму плейлиста.
+form-open-form = Открыть в форме
+form-open-toml = Открыть в редакторе TOML
+form-toml-help = Редактор TOML откроется с плейлистом, который пишет эта форма; переключаться можно в любой момент.
+form-written-toml = TOML, записанный формой
+form-comments-dropped = В файле этого плейлиста есть комментарии: форма их не сохраняет. При публикации из формы файл сохранится без них (редактор TOML их сохраняет).
+form-errors-at-fields = Ошибки отмечены у полей ниже.
+form-unknown-action = Неизвестная кнопка формы «{ $action }».
+form-unsupported = Форма не может показать этот плейлист
+form-unsupported-help = Ничего не изменено. Измените его в редакторе TOML: там доступны все возможности формата.
+
+form-campaign-section = Кампания
+form-campaign = Название кампании
+form-id = Идентификатор кампании
+form-id-help = Латинские буквы, цифры, - _ . (пусто — из названия)
+form-timezone = Часовой пояс
+form-file-name = Имя файла
+form-flight-start = Первый день
+form-flight-end = Последний день
+
+form-targets = Экраны
+form-targets-help = Экран показывает кампанию, если подходит под любую запись. Записи разделяйте запятыми; в идентификаторах экранов * — любые символы (одна * — все экраны).
+form-venues = Площадки
+form-groups = Группы экранов
+form-screens = Идентификаторы экранов
+
+form-items = Ролики и изображения
+form-items-help = Ролик или изображение из медиатеки. Элементы одного приоритета делят эфир по весу; более высокий приоритет вытесняет низшие, пока может играть.
+form-item-n = Элемент { $n }
+form-daily-n = Файл на каждый день { $n }
+form-item-id = Идентификатор элемента
+form-daily-id = Префикс идентификатора
+form-media = Медиафайл
+form-media-choose = — выберите из медиатеки —
+form-media-not-in-library = { $name } (нет в медиатеке)
+form-dates = Только в эти даты
+form-dates-help = Необязательно, через запятую, например 2027-06-26
+form-daily-start = Первый день
+form-daily-media = Файлы, по одному в строке
+form-daily-media-help = Первая строка играет в первый день, следующая — на другой день и так далее.
+form-append-media = Добавить из медиатеки
+form-duration = Длительность
+form-duration-help = Изображения: обязательно (20s, 1m 30s). Ролики: необязательное ограничение.
+form-fit = Вписывание
+form-fit-default = По умолчанию (целиком)
+form-fit-contain = Целиком, с полями
+form-fit-cover = На весь экран, с обрезкой
+form-weight = Вес
+form-priority = Приоритет
+form-max-plays = Не чаще раз в час
+form-own-flight-start = Свой первый день
+form-own-flight-end = Свой последний день
+form-add-item = Добавить элемент
+form-add-daily = Добавить «файл на каждый день»
+form-remove-item = Удалить элемент
+
+form-windows = Время показа
+form-windows-none = Окон нет: играет весь день.
+form-windows-help = Местное время, например 08:00; конец раньше начала — через полночь; ни одного отмеченного дня — каждый день.
+form-window-days = Дни
+form-window-start = С
+form-window-end = До
+form-add-window = Добавить окно времени
+form-remove-window = Удалить окно
+form-day-mon = Пн
+form-day-tue = Вт
+form-day-wed = Ср
+form-day-thu = Чт
+form-day-fri = Пт
+form-day-sat = Сб
+form-day-sun = Вс
+
+form-tickers = Бегущие строки
+form-tickers-help = Строка текста внизу экрана, пока идёт кампания; на любом языке.
+form-ticker-n = Бегущая строка { $n }
+form-ticker-text = Текст
+form-add-ticker = Добавить бегущую строку
+form-remove-ticker = Удалить бегущую строку
+
+form-reason-not-toml = Текст не является правильным TOML: { $message }
+form-reason-unknown-key = Для `{ $key }` в форме нет поля.
+form-reason-cannot-hold = `{ $key }` содержит значение типа { $kind }, которое форма не может показать.
+form-reason-unknown-day = `{ $key }` называет «{ $day }» — такой день недели форма не отметит.
+form-reason-meaning = Если форма запишет этот плейлист заново, его смысл изменится.
+form-bad-field = Неизвестное поле формы «{ $field }».
+form-too-many-rows = Поле формы «{ $field }»: слишком много строк (не больше { $max }).
