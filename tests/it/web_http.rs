@@ -575,7 +575,11 @@ text = "Телефон доверия: 98 787 66 66"
         .text()
         .await
         .unwrap();
-    assert!(list.contains("rights.toml") && list.contains("/playlists/edit?campaign=rights"));
+    assert!(
+        list.contains("rights.toml")
+            && list.contains("/playlists/edit?campaign=rights")
+            && list.contains("/playlists/form?campaign=rights")
+    );
     let edit = manager
         .get(&server, "/playlists/edit?campaign=rights")
         .await

@@ -167,13 +167,15 @@ media-unknown-sha = No such media on this server.
 
 ## Campaigns and playlists
 playlists-title = Campaigns
-playlists-new = New playlist
+playlists-new = New playlist (TOML)
+playlists-new-form = New campaign (form)
 playlists-stored = Playlists
 playlists-none = No playlist has been published yet.
 playlists-campaign = Campaign
 playlists-file = File
 playlists-updated = Last published
-playlists-edit = Edit
+playlists-edit = Edit the TOML
+playlists-edit-form = Edit in the form
 playlists-publications = What each screen took
 playlists-publications-help = Published: the newest manifest version made for the screen. Playing: the version the box reports in its heartbeat.
 playlists-published-version = Published

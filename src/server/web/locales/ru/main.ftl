@@ -167,13 +167,15 @@ media-unknown-sha = На сервере нет такого файла.
 
 ## Campaigns and playlists
 playlists-title = Кампании
-playlists-new = Новый плейлист
+playlists-new = Новый плейлист (TOML)
+playlists-new-form = Новая кампания (форма)
 playlists-stored = Плейлисты
 playlists-none = Ещё ни один плейлист не опубликован.
 playlists-campaign = Кампания
 playlists-file = Файл
 playlists-updated = Последняя публикация
-playlists-edit = Изменить
+playlists-edit = Изменить TOML
+playlists-edit-form = Изменить в форме
 playlists-publications = Что получил каждый экран
 playlists-publications-help = Опубликована — новейшая версия манифеста для экрана. Играет — версия, о которой устройство сообщает в сигнале.
 playlists-published-version = Опубликована
