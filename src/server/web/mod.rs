@@ -8,6 +8,7 @@
 //! - [`chart`]: the report chart, drawn server-side as SVG (plotters).
 //! - [`pages`]: sign-in and the report page (every role).
 //! - [`fleet`]: screens, pairing approvals, screenshots, tokens (admin).
+//! - [`venues`]: venues, their time zones, screens' venues and groups (admin).
 //! - [`library`]: the media library (manager).
 //! - [`campaigns`]: playlist editor, schedule preview, publishing (manager).
 //!
@@ -22,6 +23,7 @@ pub mod i18n;
 pub mod library;
 pub mod pages;
 pub mod session;
+pub mod venues;
 
 use std::sync::LazyLock;
 
@@ -61,6 +63,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("media.html", include_str!("templates/media.html")),
     ("playlists.html", include_str!("templates/playlists.html")),
     ("editor.html", include_str!("templates/editor.html")),
+    ("venues.html", include_str!("templates/venues.html")),
 ];
 
 /// The template environment: built once, with the translation function
@@ -388,6 +391,10 @@ pub fn router() -> Router<AppState> {
         .route("/fleet/screenshot", post(fleet::request_screenshot))
         .route("/tokens", get(fleet::tokens).post(fleet::create_token))
         .route("/tokens/revoke", post(fleet::revoke_token))
+        .route("/venues", get(venues::venues).post(venues::create_venue))
+        .route("/venues/edit", post(venues::edit_venue))
+        .route("/venues/delete", post(venues::delete_venue))
+        .route("/venues/screen", post(venues::edit_screen))
         .route("/media", get(library::media))
         .route("/media/name", post(library::name_media))
         .route("/playlists", get(campaigns::playlists))
