@@ -16,6 +16,8 @@ packages+=(systemd shellcheck dpkg-dev nginx-light caddy postgresql-client rsync
 # The web dashboard's browser tests (tests/it/web_browser.rs): headless
 # Chromium driven through chromedriver.
 packages+=(chromium chromium-driver)
+# …and Firefox ESR (tests/it/web_firefox.rs), through geckodriver below.
+packages+=(firefox-esr)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,4 +43,11 @@ dsse_venv=/opt/ekran-ci-venv
 if ! "$dsse_venv/bin/python" -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then
   /usr/bin/python3 -m venv "$dsse_venv"
   "$dsse_venv/bin/pip" install -q 'securesystemslib[crypto]==1.6.0'
+fi
+
+# geckodriver, the WebDriver server for Firefox (tests/it/web_firefox.rs), is
+# not packaged by Debian: built from crates.io into /usr/local/bin, only when
+# missing (a few minutes on 2 cores, once per machine).
+if ! command -v geckodriver >/dev/null 2>&1; then
+  cargo install --locked --quiet --root /usr/local geckodriver@0.37.1
 fi

@@ -72,8 +72,12 @@ mod trust;
 #[cfg(feature = "server")]
 mod web_browser;
 #[cfg(feature = "server")]
+mod web_firefox;
+#[cfg(feature = "server")]
 mod web_form;
 #[cfg(feature = "server")]
 mod web_http;
 #[cfg(feature = "server")]
 mod web_support;
+#[cfg(feature = "server")]
+mod web_venues;

@@ -174,3 +174,69 @@ pub async fn api_csv(server: &TestServer, token: &str, query: &str) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     response.text().await.unwrap()
 }
+
+/// GETs an API path with a bearer token and returns its JSON body, after
+/// checking it answered 200 (what the dashboard stored, seen through the API).
+pub async fn api_json(server: &TestServer, token: &str, path: &str) -> serde_json::Value {
+    let response = server
+        .client
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// Where browser tests write screenshots of the pages they walk.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves a browser's PNG screenshot as `<name>.png` and checks it is a
+/// real, non-blank picture.
+pub fn check_screenshot(png: &[u8], name: &str) {
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
+    let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgb8();
+    assert!(
+        image.width() >= 300 && image.height() >= 300,
+        "{name}: {}x{}",
+        image.width(),
+        image.height()
+    );
+    let colours: std::collections::HashSet<[u8; 3]> =
+        image.pixels().step_by(7).map(|pixel| pixel.0).collect();
+    assert!(
+        colours.len() > 20,
+        "{name}: only {} colours, the page looks blank",
+        colours.len()
+    );
+}
+
+/// The text of the element matched by `css`, once it is on the page.
+pub async fn browser_text(browser: &fantoccini::Client, css: &str) -> String {
+    browser
+        .wait()
+        .for_element(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `html` with the entities the templates' auto-escaping writes turned back
+/// into characters (`&#x2f;` → `/`, `&quot;` → `"`, …), for text checks.
+pub fn unescape_html(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}

@@ -133,29 +133,40 @@ pub async fn create_venue(
     let id = body
         .id
         .ok_or_else(|| AppError::BadRequest("missing field `id`".into()))?;
-    validate_id("venue", &id)?;
-    validate_timezone(&body.timezone)?;
-    let name = body.name.unwrap_or_else(|| id.clone());
+    let venue = insert_venue(state.db(), &id, body.name.as_deref(), &body.timezone).await?;
+    Ok((StatusCode::CREATED, axum::Json(venue)))
+}
+
+/// Creates a venue after checking its id and time zone; `name` defaults to
+/// the id. An existing id is a conflict. The API and the dashboard both
+/// create venues through here.
+pub(crate) async fn insert_venue(
+    db: &Db,
+    id: &str,
+    name: Option<&str>,
+    timezone: &str,
+) -> Result<Venue, AppError> {
+    validate_id("venue", id)?;
+    validate_timezone(timezone)?;
+    let name = name.unwrap_or(id).to_owned();
     let inserted = sqlx::query(
         "INSERT INTO venues (id, name, timezone, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(&id)
+    .bind(id)
     .bind(&name)
-    .bind(&body.timezone)
+    .bind(timezone)
     .bind(now_ms())
-    .execute(state.db().pool())
+    .execute(db.pool())
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(AppError::Conflict(format!("venue {id:?} already exists")));
     }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(Venue {
-            id,
-            name,
-            timezone: body.timezone,
-        }),
-    ))
+    tracing::info!(venue = id, timezone, "venue created");
+    Ok(Venue {
+        id: id.to_owned(),
+        name,
+        timezone: timezone.to_owned(),
+    })
 }
 
 pub async fn update_venue(
@@ -169,20 +180,33 @@ pub async fn update_venue(
             "a venue's id cannot be changed".into(),
         ));
     }
-    validate_timezone(&body.timezone)?;
-    let venue = load_venue(state.db(), &id).await?;
-    let name = body.name.unwrap_or(venue.name);
+    let venue = change_venue(state.db(), &id, body.name, &body.timezone).await?;
+    Ok(axum::Json(venue))
+}
+
+/// Sets a venue's time zone and (when given) its name, after checking the
+/// zone; an unknown venue is a 404.
+pub(crate) async fn change_venue(
+    db: &Db,
+    id: &str,
+    name: Option<String>,
+    timezone: &str,
+) -> Result<Venue, AppError> {
+    validate_timezone(timezone)?;
+    let venue = load_venue(db, id).await?;
+    let name = name.unwrap_or(venue.name);
     sqlx::query("UPDATE venues SET name = $1, timezone = $2 WHERE id = $3")
         .bind(&name)
-        .bind(&body.timezone)
-        .bind(&id)
-        .execute(state.db().pool())
+        .bind(timezone)
+        .bind(id)
+        .execute(db.pool())
         .await?;
-    Ok(axum::Json(Venue {
-        id,
+    tracing::info!(venue = id, timezone, "venue updated");
+    Ok(Venue {
+        id: id.to_owned(),
         name,
-        timezone: body.timezone,
-    }))
+        timezone: timezone.to_owned(),
+    })
 }
 
 pub async fn delete_venue(
@@ -190,22 +214,34 @@ pub async fn delete_venue(
     _auth: Auth<Admin>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    load_venue(state.db(), &id).await?;
-    let screens: i64 = sqlx::query("SELECT COUNT(*) AS n FROM screens WHERE venue_id = $1")
-        .bind(&id)
-        .fetch_one(state.db().pool())
+    remove_venue(state.db(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a venue that has no screens; one with screens is a conflict
+/// naming them (move or delete them first).
+pub(crate) async fn remove_venue(db: &Db, id: &str) -> Result<(), AppError> {
+    load_venue(db, id).await?;
+    let screens = sqlx::query("SELECT id FROM screens WHERE venue_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(db.pool())
         .await?
-        .try_get("n")?;
-    if screens > 0 {
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !screens.is_empty() {
         return Err(AppError::Conflict(format!(
-            "venue {id:?} still has {screens} screen(s): move or delete them first"
+            "venue {id:?} still has {} screen(s): {}; move or delete them first",
+            screens.len(),
+            screens.join(", ")
         )));
     }
     sqlx::query("DELETE FROM venues WHERE id = $1")
-        .bind(&id)
-        .execute(state.db().pool())
+        .bind(id)
+        .execute(db.pool())
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(venue = id, "venue deleted");
+    Ok(())
 }
 
 /// A screen group as the API shows it.
@@ -358,16 +394,18 @@ pub async fn get_screen(
 }
 
 /// `PATCH /api/v1/screens/{id}` body: fields left out stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScreenPatch {
+    /// New display name.
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
+    /// Venue to move the screen to (must exist).
     #[serde(default)]
-    venue: Option<String>,
+    pub venue: Option<String>,
     /// Replaces the group list; unknown groups are created.
     #[serde(default)]
-    groups: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
 }
 
 pub async fn update_screen(
@@ -376,12 +414,27 @@ pub async fn update_screen(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<ScreenPatch>,
 ) -> Result<impl IntoResponse, AppError> {
+    Ok(axum::Json(patch_screen(&state, &id, &patch).await?))
+}
+
+/// Applies a [`ScreenPatch`]: everything is checked (screen, venue, group
+/// ids) before anything is stored, then the screen's manifest is
+/// recompiled if its venue or groups changed. The API's `PATCH` and the
+/// dashboard's venue page both go through here.
+pub(crate) async fn patch_screen(
+    state: &AppState,
+    id: &str,
+    patch: &ScreenPatch,
+) -> Result<Screen, AppError> {
     let db = state.db();
-    if load_screens(db, Some(&id)).await?.is_empty() {
+    if load_screens(db, Some(id)).await?.is_empty() {
         return Err(AppError::NotFound(format!("unknown screen {id:?}")));
     }
     if let Some(venue) = &patch.venue {
         load_venue(db, venue).await?;
+    }
+    for group in patch.groups.iter().flatten() {
+        validate_id("group", group)?;
     }
     for group in patch.groups.iter().flatten() {
         ensure_group(db, group, group).await?;
@@ -390,27 +443,30 @@ pub async fn update_screen(
     if let Some(name) = &patch.name {
         sqlx::query("UPDATE screens SET name = $1 WHERE id = $2")
             .bind(name)
-            .bind(&id)
+            .bind(id)
             .execute(&mut *tx.tx)
             .await?;
     }
     if let Some(venue) = &patch.venue {
         sqlx::query("UPDATE screens SET venue_id = $1 WHERE id = $2")
             .bind(venue)
-            .bind(&id)
+            .bind(id)
             .execute(&mut *tx.tx)
             .await?;
     }
     if let Some(groups) = &patch.groups {
-        set_screen_groups(&mut tx, &id, groups).await?;
+        set_screen_groups(&mut tx, id, groups).await?;
     }
     tx.commit().await?;
+    tracing::info!(screen = id, venue = ?patch.venue, groups = ?patch.groups, "screen updated");
     if patch.venue.is_some() || patch.groups.is_some() {
         // What the screen should play may have changed with its venue or groups.
-        crate::server::publish::recompile_screen(&state, &id).await?;
+        crate::server::publish::recompile_screen(state, id).await?;
     }
-    let screen = load_screens(db, Some(&id)).await?.pop();
-    Ok(axum::Json(screen))
+    load_screens(db, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::NotFound(format!("unknown screen {id:?}")))
 }
 
 /// Replaces a screen's group memberships inside a write transaction.

@@ -231,19 +231,33 @@ mod tests {
                 .filter(|key| !key.is_empty() && !key.starts_with('#') && !key.starts_with(' '))
                 .collect()
         };
-        // Every file of each language: the loader reads them all.
-        let en = [
-            keys(include_str!("locales/en/main.ftl")),
-            keys(include_str!("locales/en/playlist-form.ftl")),
-        ]
-        .concat();
-        let ru = [
-            keys(include_str!("locales/ru/main.ftl")),
-            keys(include_str!("locales/ru/playlist-form.ftl")),
-        ]
-        .concat();
-        let missing: Vec<&String> = en.iter().filter(|key| !ru.contains(key)).collect();
-        assert!(missing.is_empty(), "missing in ru: {missing:?}");
-        assert!(en.len() > 50, "{}", en.len());
+        // Every file of `en/` (the loader merges them all), each against
+        // its namesake in `ru/`.
+        let locales =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/web/locales");
+        let mut files: Vec<_> = std::fs::read_dir(locales.join("en"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().ends_with(".ftl"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 2, "{files:?}");
+        let mut total = 0;
+        for file in files {
+            let read = |lang: &str| {
+                std::fs::read_to_string(locales.join(lang).join(&file))
+                    .unwrap_or_else(|e| panic!("{lang}/{}: {e}", file.to_string_lossy()))
+            };
+            let en = keys(&read("en"));
+            let ru = keys(&read("ru"));
+            let missing: Vec<&String> = en.iter().filter(|key| !ru.contains(key)).collect();
+            assert!(
+                missing.is_empty(),
+                "missing in ru/{}: {missing:?}",
+                file.to_string_lossy()
+            );
+            total += en.len();
+        }
+        assert!(total > 50, "{total}");
     }
 }

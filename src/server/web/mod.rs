@@ -8,6 +8,7 @@
 //! - [`chart`]: the report chart, drawn server-side as SVG (plotters).
 //! - [`pages`]: sign-in and the report page (every role).
 //! - [`fleet`]: screens, pairing approvals, screenshots, tokens (admin).
+//! - [`venues`]: venues, their time zones, screens' venues and groups (admin).
 //! - [`library`]: the media library (manager).
 //! - [`campaigns`]: playlist editor, schedule preview, publishing (manager).
 //! - [`playlist_form`]: the structured playlist form that writes the TOML (manager).
@@ -24,6 +25,7 @@ pub mod library;
 pub mod pages;
 pub mod playlist_form;
 pub mod session;
+pub mod venues;
 
 use std::sync::LazyLock;
 
@@ -72,6 +74,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "playlist_form_unsupported.html",
         include_str!("templates/playlist_form_unsupported.html"),
     ),
+    ("venues.html", include_str!("templates/venues.html")),
 ];
 
 /// The template environment: built once, with the translation function
@@ -399,6 +402,10 @@ pub fn router() -> Router<AppState> {
         .route("/fleet/screenshot", post(fleet::request_screenshot))
         .route("/tokens", get(fleet::tokens).post(fleet::create_token))
         .route("/tokens/revoke", post(fleet::revoke_token))
+        .route("/venues", get(venues::venues).post(venues::create_venue))
+        .route("/venues/edit", post(venues::edit_venue))
+        .route("/venues/delete", post(venues::delete_venue))
+        .route("/venues/screen", post(venues::edit_screen))
         .route("/media", get(library::media))
         .route("/media/name", post(library::name_media))
         .route("/playlists", get(campaigns::playlists))
