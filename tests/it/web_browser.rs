@@ -269,6 +269,28 @@ async fn a_campaign_from_upload_to_report_in_the_browser() {
     upload_through_page(&browser, &server, &poster).await;
     let library = text_of(&browser, "#media-table").await;
     assert!(library.contains("avc1"), "{library}");
+    // The clip's thumbnail is the browser's own picture of it at 0.5 s
+    // (the server decodes no video): wait until it has a frame.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready = browser
+            .execute(
+                "const v = document.querySelector('video.thumb'); \
+                 return v ? [v.readyState, v.videoWidth] : [-1, 0];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if ready[0].as_i64() >= Some(2) {
+            assert_eq!(ready[1], 160, "the clip's width: {ready}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clip thumbnail never showed a frame: {ready}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     screenshot(&browser, "media").await;
 
     browser.goto(&server.url("/playlists/edit")).await.unwrap();
