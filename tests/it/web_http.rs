@@ -434,6 +434,22 @@ async fn editor_validates_previews_and_publishes(backend: Backend) {
         "codec read from the MP4 header: {library}"
     );
     assert!(library.contains("1.0 s"), "15 frames at 15 fps: {library}");
+    // A WebM clip: duration and codec from its Matroska header.
+    let stored: serde_json::Value = upload(&server, &manager_token, &sample_webm())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let webm_sha = stored["sha256"].as_str().unwrap().to_owned();
+    let library = manager.get(&server, "/media").await.text().await.unwrap();
+    let row = library
+        .split("<tr")
+        .find(|row| row.contains(&webm_sha))
+        .unwrap_or_else(|| panic!("no row for the WebM clip: {library}"));
+    assert!(
+        row.contains("vp9") && row.contains("2.0 s"),
+        "codec and duration read from the WebM header: {row}"
+    );
 
     // Errors come with line and column.
     let broken = "campaign = \"x\"\nid = \"x\"\ntimezone = \"Mars/Olympus\"\n";
@@ -757,4 +773,26 @@ async fn screenshot_on_request(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     server.stop().await;
+}
+
+/// A 2 s VP9 WebM clip made by GStreamer.
+fn sample_webm() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.webm");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=20", "!"])
+        .args([
+            "video/x-raw,width=160,height=90,framerate=10/1",
+            "!",
+            "vp9enc",
+        ])
+        .args(["!", "webmmux", "!", "filesink"])
+        .arg(format!("location={}", path.display()))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "gst-launch-1.0 failed to make the WebM clip"
+    );
+    std::fs::read(&path).unwrap()
 }

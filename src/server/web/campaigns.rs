@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use sqlx::Row;
 
-use super::library::{name_map, probe_mp4};
+use super::library::{name_map, probe_clip};
 use super::{OrPage, Web, WebError};
 use crate::manifest::{self, Item, Manifest, Overlay, RootKeys};
 use crate::playlist::{self, Playlist};
@@ -589,7 +589,7 @@ async fn preview(
     for item in &items {
         let length = match item.duration_ms {
             Some(ms) => SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX)),
-            None => match probe_mp4(&web.state, &item.media.sha256, item.media.size).await {
+            None => match probe_clip(&web.state, &item.media.sha256, item.media.size).await {
                 Some(facts) => SignedDuration::from_secs_f64(facts.duration_secs),
                 None => {
                     assumed_lengths.push(item.id.clone());

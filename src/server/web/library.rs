@@ -29,12 +29,17 @@ const MAX_MOOV_BYTES: u64 = 8 * 1024 * 1024;
 /// Longest media name.
 const MAX_NAME_CHARS: usize = 200;
 
-/// What the header of an MP4 file says.
+/// How much of a Matroska/WebM file is read to find its `Info` and
+/// `Tracks` (muxers put them before the first cluster, in the first KiB).
+const MATROSKA_HEAD_BYTES: u64 = 256 * 1024;
+
+/// What the header of a clip (MP4, or Matroska/WebM) says.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Mp4Facts {
+pub struct ClipFacts {
     /// Movie duration in seconds.
     pub duration_secs: f64,
-    /// Sample entry type of the first video track (`avc1`, `hvc1`, `vp09`, …).
+    /// The first video track's codec: the MP4 sample entry type (`avc1`,
+    /// `hvc1`, `vp09`, …) or the Matroska codec id, shortened (`vp9`, `av1`…).
     pub codec: Option<String>,
 }
 
@@ -48,7 +53,7 @@ struct MediaRow {
     names: Vec<String>,
     used_by: Vec<String>,
     is_image: bool,
-    facts: Option<Mp4Facts>,
+    facts: Option<ClipFacts>,
 }
 
 /// `GET /media` (manager).
@@ -72,8 +77,8 @@ async fn media_page(web: &Web) -> Result<Response, WebError> {
         let sha256: String = row.try_get("sha256").or_page(web)?;
         let mime: String = row.try_get("mime").or_page(web)?;
         let size = get_u64(row, "size").or_page(web)?;
-        let facts = if mime == "video/mp4" {
-            probe_mp4(&web.state, &sha256, size).await
+        let facts = if mime.starts_with("video/") {
+            probe_clip(&web.state, &sha256, size).await
         } else {
             None
         };
@@ -199,9 +204,21 @@ async fn read_range(state: &AppState, sha256: &str, range: Range<u64>) -> Option
     Some(bytes)
 }
 
+/// Duration and codec of a stored clip, read from its header: a Matroska
+/// or WebM file's `Info` and `Tracks`, else an MP4's `moov` box. The
+/// server decodes no video; anything else gives `None`.
+pub async fn probe_clip(state: &AppState, sha256: &str, size: u64) -> Option<ClipFacts> {
+    let magic = read_range(state, sha256, 0..4.min(size)).await?;
+    if magic == EBML_MAGIC {
+        let head = read_range(state, sha256, 0..MATROSKA_HEAD_BYTES.min(size)).await?;
+        return parse_matroska(&head);
+    }
+    probe_mp4(state, sha256, size).await
+}
+
 /// Duration and codec of a stored MP4, from its `moov` box (found by
 /// walking the top-level box headers, reading nothing else).
-pub async fn probe_mp4(state: &AppState, sha256: &str, size: u64) -> Option<Mp4Facts> {
+async fn probe_mp4(state: &AppState, sha256: &str, size: u64) -> Option<ClipFacts> {
     let mut offset = 0u64;
     while offset + 8 <= size {
         let header = read_range(state, sha256, offset..(offset + 16).min(size)).await?;
@@ -216,6 +233,129 @@ pub async fn probe_mp4(state: &AppState, sha256: &str, size: u64) -> Option<Mp4F
         offset += box_size;
     }
     None
+}
+
+/// The EBML header's id: the first bytes of every Matroska/WebM file.
+const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+
+/// An EBML variable-length integer at the start of `data`: (value, length).
+/// Ids keep their length marker; sizes drop it, and a size whose bits are
+/// all ones ("unknown", for live streams) is `u64::MAX`.
+fn ebml_vint(data: &[u8], is_id: bool) -> Option<(u64, usize)> {
+    let first = *data.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > if is_id { 4 } else { 8 } || data.len() < len {
+        return None;
+    }
+    let marker_mask = 0xFFu8.checked_shr(len as u32).unwrap_or(0);
+    let mut value = u64::from(if is_id { first } else { first & marker_mask });
+    let mut all_ones = first & marker_mask == marker_mask;
+    for byte in &data[1..len] {
+        value = value << 8 | u64::from(*byte);
+        all_ones &= *byte == 0xFF;
+    }
+    Some(if !is_id && all_ones {
+        (u64::MAX, len)
+    } else {
+        (value, len)
+    })
+}
+
+/// The elements of an EBML body: (id, body); a body cut short by the end
+/// of `data` is given as far as it goes, and an unknown size ends the walk.
+fn ebml_children(mut data: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut elements = Vec::new();
+    while let Some((id, id_len)) = ebml_vint(data, true) {
+        let Some((size, size_len)) = ebml_vint(&data[id_len..], false) else {
+            break;
+        };
+        let start = id_len + size_len;
+        if size == u64::MAX {
+            elements.push((id, &data[start..]));
+            break;
+        }
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|size| start.checked_add(size))
+            .map_or(data.len(), |end| end.min(data.len()));
+        elements.push((id, &data[start..end]));
+        data = &data[end..];
+    }
+    elements
+}
+
+fn ebml_uint(body: &[u8]) -> Option<u64> {
+    (body.len() <= 8).then(|| body.iter().fold(0u64, |v, b| v << 8 | u64::from(*b)))
+}
+
+/// Duration and first video codec from the head of a Matroska/WebM file.
+fn parse_matroska(head: &[u8]) -> Option<ClipFacts> {
+    const SEGMENT: u64 = 0x1853_8067;
+    const INFO: u64 = 0x1549_A966;
+    const TIMESTAMP_SCALE: u64 = 0x2A_D7B1;
+    const DURATION: u64 = 0x4489;
+    const TRACKS: u64 = 0x1654_AE6B;
+    const TRACK_ENTRY: u64 = 0xAE;
+    const TRACK_TYPE: u64 = 0x83;
+    const CODEC_ID: u64 = 0x86;
+    const VIDEO: u64 = 1;
+
+    let segment = ebml_children(head)
+        .into_iter()
+        .find(|(id, _)| *id == SEGMENT)?
+        .1;
+    let mut scale_ns = 1_000_000u64;
+    let mut duration = None;
+    let mut codec = None;
+    for (id, body) in ebml_children(segment) {
+        match id {
+            INFO => {
+                for (id, value) in ebml_children(body) {
+                    match (id, value.len()) {
+                        (TIMESTAMP_SCALE, _) => scale_ns = ebml_uint(value)?,
+                        (DURATION, 4) => {
+                            duration = Some(f64::from(f32::from_be_bytes(value.try_into().ok()?)));
+                        }
+                        (DURATION, 8) => {
+                            duration = Some(f64::from_be_bytes(value.try_into().ok()?))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            TRACKS if codec.is_none() => {
+                codec = ebml_children(body)
+                    .into_iter()
+                    .filter(|(id, _)| *id == TRACK_ENTRY)
+                    .find_map(|(_, entry)| {
+                        let fields = ebml_children(entry);
+                        let is_video = fields
+                            .iter()
+                            .any(|(id, v)| *id == TRACK_TYPE && ebml_uint(v) == Some(VIDEO));
+                        let codec_id = fields.iter().find(|(id, _)| *id == CODEC_ID)?.1;
+                        is_video.then(|| short_codec(&String::from_utf8_lossy(codec_id)))
+                    });
+            }
+            _ => {}
+        }
+    }
+    Some(ClipFacts {
+        duration_secs: duration? * scale_ns as f64 / 1e9,
+        codec,
+    })
+}
+
+/// `V_VP9` → `vp9`, `V_MPEG4/ISO/AVC` → `avc1`…; other ids as they are.
+fn short_codec(codec_id: &str) -> String {
+    let codec_id = codec_id.trim_end_matches('\0');
+    match codec_id {
+        "V_VP8" => "vp8".into(),
+        "V_VP9" => "vp9".into(),
+        "V_AV1" => "av1".into(),
+        "V_MPEG4/ISO/AVC" => "avc1".into(),
+        "V_MPEGH/ISO/HEVC" => "hevc".into(),
+        other => other.to_owned(),
+    }
 }
 
 /// A box's total size and header length from its first bytes; `remaining`
@@ -253,7 +393,7 @@ fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
         .map(|(_, body)| body)
 }
 
-fn parse_moov(moov: &[u8]) -> Option<Mp4Facts> {
+fn parse_moov(moov: &[u8]) -> Option<ClipFacts> {
     let mvhd = child(moov, b"mvhd")?;
     // Full box: version (1 byte) + flags (3); v0 has 32-bit times, v1 64-bit.
     let (timescale, duration) = match *mvhd.first()? {
@@ -284,7 +424,7 @@ fn parse_moov(moov: &[u8]) -> Option<Mp4Facts> {
             let entry = stsd.get(8..)?;
             Some(String::from_utf8_lossy(entry.get(4..8)?).into_owned())
         });
-    Some(Mp4Facts {
+    Some(ClipFacts {
         duration_secs: duration as f64 / f64::from(timescale),
         codec,
     })
@@ -299,6 +439,48 @@ mod tests {
         out.extend_from_slice(kind);
         out.extend_from_slice(body);
         out
+    }
+
+    fn ebml(id: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut out = id.to_vec();
+        out.push(0x80 | body.len() as u8); // one-byte size (bodies < 127 here)
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn matroska_head_gives_duration_and_video_codec() {
+        let mut info = ebml(&[0x2A, 0xD7, 0xB1], &1_000_000u32.to_be_bytes());
+        info.extend(ebml(&[0x44, 0x89], &2500f64.to_be_bytes()));
+        let audio = [ebml(&[0x83], &[2]), ebml(&[0x86], b"A_OPUS")].concat();
+        let video = [ebml(&[0x83], &[1]), ebml(&[0x86], b"V_VP9")].concat();
+        let tracks = [ebml(&[0xAE], &audio), ebml(&[0xAE], &video)].concat();
+        let mut segment_body = ebml(&[0x15, 0x49, 0xA9, 0x66], &info);
+        segment_body.extend(ebml(&[0x16, 0x54, 0xAE, 0x6B], &tracks));
+        // A live-style segment of unknown size, then the head ends mid-cluster.
+        let mut file = ebml(&EBML_MAGIC, &ebml(&[0x42, 0x82], b"webm"));
+        file.extend([
+            0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        file.extend(segment_body);
+        file.extend([0x1F, 0x43, 0xB6, 0x75, 0x88, 1, 2]);
+        let facts = parse_matroska(&file).unwrap();
+        assert_eq!(facts.duration_secs, 2.5);
+        assert_eq!(facts.codec.as_deref(), Some("vp9"));
+        // Cut before the Info: nothing to say.
+        assert_eq!(parse_matroska(&file[..30]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_matroska_head_is_read_without_panicking(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)
+        ) {
+            let mut head = EBML_MAGIC.to_vec();
+            head.extend(tail);
+            let _ = parse_matroska(&head);
+            let _ = parse_matroska(&head[4..]);
+        }
     }
 
     #[test]
