@@ -16,6 +16,7 @@ use rand::RngCore;
 use sqlx::Connection;
 
 use super::auth::{self, Role};
+use super::db::{Backend, Db};
 use super::device::sign_request;
 use super::{AppState, Config};
 use crate::pop::{GENESIS_HASH, Outcome, PlayBody, PlayRecord, seal};
@@ -44,28 +45,69 @@ pub enum BenchDb {
 /// Results of the ingest benchmark.
 #[derive(Debug, Clone)]
 pub struct IngestResult {
-    /// Records per run.
+    /// Records of the one-screen run (and about as many in the fleet run).
     pub records: usize,
     /// Records per HTTP request.
     pub batch: usize,
-    /// Records per second through `POST /api/v1/device/pop`.
+    /// Records per second through `POST /api/v1/device/pop`, one screen
+    /// uploading its chain batch after batch.
     pub http_per_sec: f64,
-    /// Records per second of the raw multi-row insert baseline.
+    /// Records per second of the raw multi-row insert baseline of the same
+    /// rows, batch after batch.
     pub raw_per_sec: f64,
     /// Records per second of the strict hash and signature checks alone,
-    /// on all cores, as the endpoint runs them.
+    /// spread over all cores.
     pub verify_per_sec: f64,
+    /// The fleet run: screens uploading at once, each its own chain batch
+    /// after batch.
+    pub fleet: FleetResult,
+}
+
+/// The fleet part of the ingest benchmark: as on a real server, several
+/// screens upload at once, so one screen's checks can overlap another's
+/// database writes. The baseline gets the same chance: the raw insert runs
+/// batch after batch and with the same concurrency, and the faster counts.
+#[derive(Debug, Clone)]
+pub struct FleetResult {
+    /// Screens uploading at once.
+    pub screens: usize,
+    /// Records over all screens.
+    pub records: usize,
+    /// Records per second through the endpoint, all screens together.
+    pub http_per_sec: f64,
+    /// Raw insert of the same rows, one transaction after another.
+    pub raw_sequential_per_sec: f64,
+    /// Raw insert of the same rows, `screens` transactions at once.
+    pub raw_concurrent_per_sec: f64,
+}
+
+impl FleetResult {
+    /// The faster raw baseline (what the ratio is taken against).
+    pub fn raw_best_per_sec(&self) -> f64 {
+        self.raw_sequential_per_sec.max(self.raw_concurrent_per_sec)
+    }
+
+    /// Whether the concurrent raw insert was the faster baseline.
+    pub fn raw_best_is_concurrent(&self) -> bool {
+        self.raw_concurrent_per_sec > self.raw_sequential_per_sec
+    }
+
+    /// Fleet HTTP ingest relative to the faster raw insert (target ≥ 0.5).
+    pub fn ratio(&self) -> f64 {
+        self.http_per_sec / self.raw_best_per_sec()
+    }
 }
 
 impl IngestResult {
-    /// HTTP ingest throughput relative to the raw insert (target ≥ 0.5).
+    /// One-screen HTTP ingest throughput relative to the raw insert.
     pub fn ratio(&self) -> f64 {
         self.http_per_sec / self.raw_per_sec
     }
 
-    /// The ratio an endpoint would reach if checking records were its only
-    /// cost besides the raw insert: the ceiling strict verification sets
-    /// on this machine's cores.
+    /// The one-screen ratio an endpoint would reach if checking records
+    /// were its only cost besides the raw insert and the two ran one after
+    /// the other: the ceiling strict verification sets on this machine's
+    /// cores unless checks overlap writes.
     pub fn verify_ceiling(&self) -> f64 {
         let per_record = 1.0 / self.verify_per_sec + 1.0 / self.raw_per_sec;
         (1.0 / per_record) / self.raw_per_sec
@@ -83,16 +125,81 @@ pub struct ManifestResult {
     pub per_sec: f64,
 }
 
-/// A running server on a fresh database with one enrolled screen.
+/// A running server on a fresh database with enrolled screens.
 struct Fixture {
     state: AppState,
-    base: String,
-    client: reqwest::Client,
-    key: SigningKey,
-    screen_id: String,
+    client: Client,
+    screens: Vec<BenchScreen>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _data: TempDir,
     schema: Option<(String, String)>,
+}
+
+/// An enrolled screen: its id and its key.
+#[derive(Clone)]
+struct BenchScreen {
+    id: String,
+    key: SigningKey,
+}
+
+/// HTTP access to the server under test (cheap to clone into tasks).
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A device request signed with `key` now.
+    fn signed(
+        &self,
+        key: &SigningKey,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let header = sign_request(
+            key,
+            method,
+            path,
+            &body,
+            jiff::Timestamp::now().as_millisecond(),
+        );
+        self.http
+            .request(
+                method.parse().unwrap_or(reqwest::Method::GET),
+                format!("{}{path}", self.base),
+            )
+            .header("authorization", header)
+            .body(body)
+    }
+
+    /// Sends, and turns anything but a success or 304 into an error.
+    async fn check(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BenchError> {
+        let response = request.send().await.map_err(setup)?;
+        if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_MODIFIED
+        {
+            Ok(response)
+        } else {
+            let status = response.status();
+            Err(setup(format!(
+                "{status}: {}",
+                response.text().await.unwrap_or_default()
+            )))
+        }
+    }
+
+    /// Uploads one screen's batches in order, each after the previous answer.
+    async fn upload_chain(&self, key: SigningKey, bodies: Vec<Vec<u8>>) -> Result<(), BenchError> {
+        for body in bodies {
+            self.check(self.signed(&key, "POST", "/api/v1/device/pop", body))
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A temp dir removed on drop (no dev-dependency in the library).
@@ -111,7 +218,8 @@ fn random_suffix() -> String {
 }
 
 impl Fixture {
-    async fn start(db: &BenchDb) -> Result<Self, BenchError> {
+    /// Starts a server on a fresh database and enrolls `screens` screens.
+    async fn start(db: &BenchDb, screens: usize) -> Result<Self, BenchError> {
         let data = TempDir(std::env::temp_dir().join(format!("ekran-bench-{}", random_suffix())));
         let mut config = Config::new(&data.0);
         let mut schema = None;
@@ -136,41 +244,58 @@ impl Fixture {
         tokio::spawn(super::serve(state.clone(), listener, async {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::new();
+        let client = Client {
+            http: reqwest::Client::new(),
+            base,
+        };
         let admin = auth::create_token(state.db(), Role::Admin, "bench")
             .await
             .map_err(setup)?
             .secret;
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
         let mut fixture = Self {
             state,
-            base,
             client,
-            key,
-            screen_id: "bench-screen".into(),
+            screens: Vec::with_capacity(screens),
             stop: Some(stop),
             _data: data,
             schema,
         };
-        fixture.enroll(&admin).await?;
+        let venue = serde_json::json!({"id": "bench-venue", "timezone": "Europe/Kyiv"});
+        fixture
+            .client
+            .check(
+                fixture
+                    .client
+                    .http
+                    .post(format!("{}/api/v1/venues", fixture.client.base))
+                    .bearer_auth(&admin)
+                    .json(&venue),
+            )
+            .await?;
+        for index in 0..screens.max(1) {
+            let screen = BenchScreen {
+                id: format!("bench-screen-{index}"),
+                key: SigningKey::generate(&mut rand::rngs::OsRng),
+            };
+            fixture.enroll(&admin, &screen).await?;
+            fixture.screens.push(screen);
+        }
         Ok(fixture)
     }
 
-    async fn enroll(&mut self, admin: &str) -> Result<(), BenchError> {
-        let venue = serde_json::json!({"id": "bench-venue", "timezone": "Europe/Kyiv"});
-        self.check(
-            self.client
-                .post(format!("{}/api/v1/venues", self.base))
-                .bearer_auth(admin)
-                .json(&venue),
-        )
-        .await?;
+    /// The first enrolled screen.
+    fn screen(&self) -> &BenchScreen {
+        &self.screens[0]
+    }
+
+    async fn enroll(&self, admin: &str, screen: &BenchScreen) -> Result<(), BenchError> {
+        let client = &self.client;
         let body = serde_json::to_vec(&serde_json::json!({
-            "public_key": crate::keys::verifying_key_to_pem(&self.key.verifying_key())
+            "public_key": crate::keys::verifying_key_to_pem(&screen.key.verifying_key())
         }))
         .map_err(setup)?;
-        let pairing: serde_json::Value = self
-            .check(self.signed("POST", "/api/v1/enroll", body))
+        let pairing: serde_json::Value = client
+            .check(client.signed(&screen.key, "POST", "/api/v1/enroll", body))
             .await?
             .json()
             .await
@@ -178,49 +303,46 @@ impl Fixture {
         let code = pairing["code"]
             .as_str()
             .ok_or_else(|| setup("no pairing code"))?;
-        let approval = serde_json::json!({"venue": "bench-venue", "screen_id": self.screen_id});
-        self.check(
-            self.client
-                .post(format!("{}/api/v1/pairings/{code}/approve", self.base))
-                .bearer_auth(admin)
-                .json(&approval),
-        )
-        .await?;
+        let approval = serde_json::json!({"venue": "bench-venue", "screen_id": screen.id});
+        client
+            .check(
+                client
+                    .http
+                    .post(format!("{}/api/v1/pairings/{code}/approve", client.base))
+                    .bearer_auth(admin)
+                    .json(&approval),
+            )
+            .await?;
         Ok(())
     }
 
-    fn signed(&self, method: &str, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let header = sign_request(
-            &self.key,
-            method,
-            path,
-            &body,
-            jiff::Timestamp::now().as_millisecond(),
-        );
-        self.client
-            .request(
-                method.parse().unwrap_or(reqwest::Method::GET),
-                format!("{}{path}", self.base),
-            )
-            .header("authorization", header)
-            .body(body)
+    /// Empties the tables ingest writes, so each timed run starts alike.
+    async fn clear(&self) -> Result<(), BenchError> {
+        let db = self.state.db();
+        for table in ["pop_records", "airtime_daily", "audit_findings"] {
+            let sql = match db.backend() {
+                Backend::Postgres => format!("TRUNCATE {table}"),
+                Backend::Sqlite => format!("DELETE FROM {table}"),
+            };
+            sqlx::query(&sql).execute(db.pool()).await.map_err(setup)?;
+        }
+        Ok(())
     }
 
-    async fn check(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, BenchError> {
-        let response = request.send().await.map_err(setup)?;
-        if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_MODIFIED
-        {
-            Ok(response)
-        } else {
-            let status = response.status();
-            Err(setup(format!(
-                "{status}: {}",
-                response.text().await.unwrap_or_default()
-            )))
+    /// Fails unless the server acknowledged all `count` records of `screen`.
+    async fn expect_acked(&self, screen: &BenchScreen, count: usize) -> Result<(), BenchError> {
+        let acked: i64 = sqlx::query_scalar("SELECT pop_acked_seq FROM screens WHERE id = $1")
+            .bind(&screen.id)
+            .fetch_one(self.state.db().pool())
+            .await
+            .map_err(setup)?;
+        if acked != count as i64 {
+            return Err(setup(format!(
+                "ingest acknowledged {acked} of {count} records of {}",
+                screen.id
+            )));
         }
+        Ok(())
     }
 
     async fn finish(mut self) {
@@ -273,24 +395,52 @@ fn make_records(
     Ok(records)
 }
 
+/// Upload bodies: `records` cut into batches of `batch`.
+fn batch_bodies(records: &[PlayRecord], batch: usize) -> Result<Vec<Vec<u8>>, BenchError> {
+    records
+        .chunks(batch)
+        .map(serde_json::to_vec)
+        .collect::<Result<_, _>>()
+        .map_err(setup)
+}
+
+/// Records per second of `count` records in `elapsed`.
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
 /// Ingest through HTTP, then the same rows by raw multi-row INSERTs (one
-/// transaction per batch, like the endpoint), on a fresh database.
+/// transaction per batch, like the endpoint), on a fresh database: first
+/// one screen's chain batch after batch, then `screens` screens uploading
+/// at once (`records` split between them) against the raw insert run both
+/// sequentially and with the same concurrency. Every timed run starts on
+/// empty tables.
 pub async fn ingest(
     db: &BenchDb,
     records: usize,
     batch: usize,
+    screens: usize,
 ) -> Result<IngestResult, BenchError> {
     let batch = batch.clamp(1, super::ingest::MAX_BATCH_RECORDS);
-    let fixture = Fixture::start(db).await?;
-    let all = make_records(&fixture.screen_id, &fixture.key, records)?;
-    let bodies: Vec<Vec<u8>> = all
-        .chunks(batch)
-        .map(serde_json::to_vec)
-        .collect::<Result<_, _>>()
-        .map_err(setup)?;
+    let screens = screens.max(1);
+    // Screen 0 uploads alone; screens 1..=N form the fleet, each with a
+    // fresh chain so that the server's chain heads start at zero.
+    let fixture = Fixture::start(db, screens + 1).await?;
+    let lone = fixture.screen().clone();
+    let all = make_records(&lone.id, &lone.key, records)?;
+    let per_screen = records.div_ceil(screens);
+    let fleet: Vec<(BenchScreen, Vec<PlayRecord>)> = fixture.screens[1..]
+        .iter()
+        .map(|screen| {
+            Ok((
+                screen.clone(),
+                make_records(&screen.id, &screen.key, per_screen)?,
+            ))
+        })
+        .collect::<Result<_, BenchError>>()?;
 
     // The checks alone, as the endpoint runs them (all cores).
-    let key = fixture.key.verifying_key();
+    let key = lone.key.verifying_key();
     let started = Instant::now();
     let checks = super::ingest::verify_all(&all, &key);
     let verify = started.elapsed();
@@ -298,51 +448,100 @@ pub async fn ingest(
         return Err(setup(format!("a bench record does not verify: {error}")));
     }
 
+    // One screen.
+    fixture.clear().await?;
+    let bodies = batch_bodies(&all, batch)?;
     let started = Instant::now();
-    for body in bodies {
-        fixture
-            .check(fixture.signed("POST", "/api/v1/device/pop", body))
-            .await?;
-    }
+    fixture
+        .client
+        .upload_chain(lone.key.clone(), bodies)
+        .await?;
     let http = started.elapsed();
-    let acked: i64 = sqlx::query_scalar("SELECT pop_acked_seq FROM screens WHERE id = $1")
-        .bind(&fixture.screen_id)
-        .fetch_one(fixture.state.db().pool())
-        .await
-        .map_err(setup)?;
-    if acked != records as i64 {
-        return Err(setup(format!(
-            "ingest acknowledged {acked} of {records} records"
-        )));
-    }
+    fixture.expect_acked(&lone, records).await?;
+    fixture.clear().await?;
+    let raw = raw_sequential(&fixture, [all.as_slice()], batch).await?;
 
-    // Baseline: the same rows, straight into the same table.
-    sqlx::query("DELETE FROM pop_records")
-        .execute(fixture.state.db().pool())
-        .await
-        .map_err(setup)?;
+    // The fleet.
+    fixture.clear().await?;
+    let uploads = fleet
+        .iter()
+        .map(|(screen, records)| {
+            let bodies = batch_bodies(records, batch)?;
+            let client = fixture.client.clone();
+            let key = screen.key.clone();
+            Ok(async move { client.upload_chain(key, bodies).await })
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
     let started = Instant::now();
-    for chunk in all.chunks(batch) {
-        let mut tx = fixture.state.db().begin_write().await.map_err(setup)?;
-        for rows in chunk.chunks(
-            fixture
-                .state
-                .db()
-                .insert_chunk_rows(super::ingest::RECORD_COLUMNS),
-        ) {
+    let tasks: Vec<_> = uploads.into_iter().map(tokio::spawn).collect();
+    for task in tasks {
+        task.await.map_err(setup)??;
+    }
+    let fleet_http = started.elapsed();
+    for (screen, records) in &fleet {
+        fixture.expect_acked(screen, records.len()).await?;
+    }
+    fixture.clear().await?;
+    let fleet_raw_sequential =
+        raw_sequential(&fixture, fleet.iter().map(|(_, r)| r.as_slice()), batch).await?;
+    fixture.clear().await?;
+    let inserts: Vec<_> = fleet
+        .into_iter()
+        .map(|(_, records)| {
+            let db = fixture.state.db().clone();
+            async move { raw_batches(&db, &records, batch).await }
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = inserts.into_iter().map(tokio::spawn).collect();
+    for task in tasks {
+        task.await.map_err(setup)??;
+    }
+    let fleet_raw_concurrent = started.elapsed();
+    fixture.clear().await?;
+    fixture.finish().await;
+    let fleet_records = per_screen * screens;
+    Ok(IngestResult {
+        records,
+        batch,
+        http_per_sec: rate(records, http),
+        raw_per_sec: rate(records, raw),
+        verify_per_sec: rate(records, verify),
+        fleet: FleetResult {
+            screens,
+            records: fleet_records,
+            http_per_sec: rate(fleet_records, fleet_http),
+            raw_sequential_per_sec: rate(fleet_records, fleet_raw_sequential),
+            raw_concurrent_per_sec: rate(fleet_records, fleet_raw_concurrent),
+        },
+    })
+}
+
+/// Times the raw insert of every chain's batches, one transaction after another.
+async fn raw_sequential<'a>(
+    fixture: &Fixture,
+    chains: impl IntoIterator<Item = &'a [PlayRecord]>,
+    batch: usize,
+) -> Result<Duration, BenchError> {
+    let chains: Vec<&[PlayRecord]> = chains.into_iter().collect();
+    let started = Instant::now();
+    for records in chains {
+        raw_batches(fixture.state.db(), records, batch).await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The baseline: `records` straight into `pop_records` by multi-row
+/// INSERTs, one transaction per batch of `batch`.
+async fn raw_batches(db: &Db, records: &[PlayRecord], batch: usize) -> Result<(), BenchError> {
+    for chunk in records.chunks(batch) {
+        let mut tx = db.begin_write().await.map_err(setup)?;
+        for rows in chunk.chunks(db.insert_chunk_rows(super::ingest::RECORD_COLUMNS)) {
             raw_insert(&mut tx, rows, "bench-venue").await?;
         }
         tx.commit().await.map_err(setup)?;
     }
-    let raw = started.elapsed();
-    fixture.finish().await;
-    Ok(IngestResult {
-        records,
-        batch,
-        http_per_sec: records as f64 / http.as_secs_f64(),
-        raw_per_sec: records as f64 / raw.as_secs_f64(),
-        verify_per_sec: records as f64 / verify.as_secs_f64().max(1e-9),
-    })
+    Ok(())
 }
 
 async fn raw_insert(
@@ -368,12 +567,12 @@ async fn raw_insert(
     for record in rows {
         let body = &record.body;
         query = query
-            .bind(body.screen_id.clone())
+            .bind(&body.screen_id)
             .bind(body.seq as i64)
-            .bind(body.play_id.clone())
-            .bind(body.item_id.clone())
-            .bind(body.campaign.clone())
-            .bind(body.media_sha256.clone())
+            .bind(&body.play_id)
+            .bind(&body.item_id)
+            .bind(&body.campaign)
+            .bind(&body.media_sha256)
             .bind(body.manifest_version as i64)
             .bind(body.started_at_ms)
             .bind(body.ended_at_ms)
@@ -382,10 +581,10 @@ async fn raw_insert(
             .bind(body.frames_dropped as i64)
             .bind("completed")
             .bind(i64::from(body.stale))
-            .bind(record.prev_hash.clone())
-            .bind(record.hash.clone())
-            .bind(record.signature.clone())
-            .bind(venue.to_owned())
+            .bind(&record.prev_hash)
+            .bind(&record.hash)
+            .bind(&record.signature)
+            .bind(venue)
             .bind("2026-01-01")
             .bind(0i64);
     }
@@ -400,9 +599,15 @@ pub async fn manifest_304(
     concurrency: usize,
 ) -> Result<ManifestResult, BenchError> {
     let concurrency = concurrency.max(1);
-    let fixture = Fixture::start(db).await?;
+    let fixture = Fixture::start(db, 1).await?;
+    let key = fixture.screen().key.clone();
     let first = fixture
-        .check(fixture.signed("GET", "/api/v1/device/manifest", Vec::new()))
+        .client
+        .check(
+            fixture
+                .client
+                .signed(&key, "GET", "/api/v1/device/manifest", Vec::new()),
+        )
         .await?;
     let etag = first
         .headers()
@@ -417,7 +622,8 @@ pub async fn manifest_304(
         remaining -= round;
         let fetches = (0..round).map(|_| {
             let request = fixture
-                .signed("GET", "/api/v1/device/manifest", Vec::new())
+                .client
+                .signed(&key, "GET", "/api/v1/device/manifest", Vec::new())
                 .header("if-none-match", &etag);
             async move {
                 let response = request.send().await.map_err(setup)?;
@@ -465,7 +671,7 @@ impl ReportResult {
 /// campaigns, 28 days) and their rollups, then times the airtime report
 /// from the rollups against the raw GROUP BY (best of three each).
 pub async fn report(db: &BenchDb, plays: usize) -> Result<ReportResult, BenchError> {
-    let fixture = Fixture::start(db).await?;
+    let fixture = Fixture::start(db, 1).await?;
     let pool = fixture.state.db().pool();
     let day = "CASE WHEN i % 28 < 9 THEN '2026-02-0' || ((i % 28) + 1) ELSE '2026-02-' || ((i % 28) + 1) END";
     let insert = format!(

@@ -170,15 +170,20 @@ pub struct DeviceScreen {
     pub venue_id: String,
     /// Its public key (PoP signatures are checked against it).
     pub key: VerifyingKey,
+    /// The IANA time zone of its venue, read with the screen so that
+    /// proof-of-play ingest credits plays to local days without a second query.
+    pub timezone: String,
 }
 
 /// Loads the enrolled screen with this key id.
 pub async fn screen_by_key(db: &Db, key_id: &str) -> Result<Option<DeviceScreen>, AppError> {
-    let row =
-        sqlx::query("SELECT id, key_id, venue_id, public_key_pem FROM screens WHERE key_id = $1")
-            .bind(key_id)
-            .fetch_optional(db.pool())
-            .await?;
+    let row = sqlx::query(
+        "SELECT s.id, s.key_id, s.venue_id, s.public_key_pem, v.timezone FROM screens s \
+         JOIN venues v ON v.id = s.venue_id WHERE s.key_id = $1",
+    )
+    .bind(key_id)
+    .fetch_optional(db.pool())
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let pem: String = row.try_get("public_key_pem")?;
     let key = keys::verifying_key_from_pem(&pem).map_err(AppError::internal)?;
@@ -187,6 +192,7 @@ pub async fn screen_by_key(db: &Db, key_id: &str) -> Result<Option<DeviceScreen>
         key_id: row.try_get("key_id")?,
         venue_id: row.try_get("venue_id")?,
         key,
+        timezone: row.try_get("timezone")?,
     }))
 }
 

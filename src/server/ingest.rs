@@ -11,7 +11,8 @@
 //! (PostgreSQL `FOR UPDATE`; SQLite's single writer), so concurrent or
 //! repeated uploads of the same batch store and count each record once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -109,6 +110,12 @@ pub fn local_day(started_at_ms: i64, tz: &jiff::tz::TimeZone) -> Result<String, 
 }
 
 /// Verifies, stores and chains one batch from an authenticated screen.
+///
+/// Checking signatures is most of the work, so it overlaps the writes: a
+/// thread of the blocking pool checks the records in small chunks, in
+/// order, while the rows already checked are inserted. Only records whose
+/// hash and signature verified are ever written, all in one transaction,
+/// which is taken once the first chunk is checked (see [`check_ahead`]).
 pub async fn ingest(
     state: &AppState,
     screen: &DeviceScreen,
@@ -129,58 +136,10 @@ pub async fn ingest(
         }
     }
     let db = state.db();
-    let tz_name: String = sqlx::query_scalar("SELECT timezone FROM venues WHERE id = $1")
-        .bind(&screen.venue_id)
-        .fetch_one(db.pool())
-        .await?;
-    let tz = jiff::tz::TimeZone::get(&tz_name).map_err(AppError::internal)?;
-
-    // Signatures on a blocking thread: a batch of thousands is CPU work.
-    let key = screen.key;
-    let (valid, mut findings) = tokio::task::spawn_blocking(move || {
-        let checks = verify_all(&records, &key);
-        let mut valid: BTreeMap<u64, PlayRecord> = BTreeMap::new();
-        let mut findings = Vec::new();
-        for (record, check) in records.into_iter().zip(checks) {
-            let seq = record.body.seq;
-            if let Err(error) = check {
-                let kind = match error {
-                    PopError::BadSignature { .. } | PopError::MalformedSignature { .. } => {
-                        FindingKind::BadSignature
-                    }
-                    _ => FindingKind::BadHash,
-                };
-                findings.push(NewFinding {
-                    kind,
-                    seq,
-                    detail: error.to_string(),
-                });
-                continue;
-            }
-            match valid.get(&seq) {
-                Some(first) if first.hash != record.hash => findings.push(NewFinding {
-                    kind: FindingKind::Fork,
-                    seq,
-                    detail: format!(
-                        "batch carries two different records for seq {seq} ({} and {})",
-                        first.hash, record.hash
-                    ),
-                }),
-                Some(_) => {}
-                None => {
-                    valid.insert(seq, record);
-                }
-            }
-        }
-        (valid, findings)
-    })
-    .await
-    .map_err(AppError::internal)?;
-    let mut rejected = findings.len() as u64;
-    let mut days = HashMap::with_capacity(valid.len());
-    for record in valid.values() {
-        days.insert(record.body.seq, local_day(record.body.started_at_ms, &tz)?);
-    }
+    let tz = jiff::tz::TimeZone::get(&screen.timezone).map_err(AppError::internal)?;
+    let expected = records.len();
+    let mut checked = check_ahead(records, screen.key, tz);
+    let first_chunk = checked.recv().await;
 
     let mut tx = db.begin_write().await?;
     let lock = match db.backend() {
@@ -196,25 +155,82 @@ pub async fn ingest(
     let mut acked_seq = get_u64(&head, "pop_acked_seq")?;
     let mut acked_hash: String = head.try_get("pop_acked_hash")?;
 
-    // 1. Insert, learning which rows are new.
+    // 1. Keep the first valid record per seq (a different one later in the
+    // batch is a fork) and insert them as their checks come in, learning
+    // which rows are new.
     let now = now_ms();
-    let all: Vec<&PlayRecord> = valid.values().collect();
-    let mut inserted: Vec<u64> = Vec::with_capacity(all.len());
-    for chunk in all.chunks(db.insert_chunk_rows(RECORD_COLUMNS)) {
-        inserted.extend(insert_records(&mut tx, screen, chunk, &days, now).await?);
+    let flush_rows = insert_rows_per_statement(db);
+    let mut findings = Vec::new();
+    let mut valid: BTreeMap<u64, Verified> = BTreeMap::new();
+    let mut pending: Vec<u64> = Vec::with_capacity(flush_rows);
+    let mut inserted: Vec<u64> = Vec::with_capacity(MAX_BATCH_RECORDS.min(1024));
+    let mut next = first_chunk;
+    let mut received = 0;
+    while let Some(chunk) = next {
+        let chunk = chunk?;
+        received += chunk.len();
+        for Checked { record, check } in chunk {
+            let seq = record.body.seq;
+            let day = match check {
+                Ok(day) => day,
+                Err(error) => {
+                    findings.push(check_finding(seq, &error));
+                    continue;
+                }
+            };
+            match valid.get(&seq) {
+                Some(first) if first.record.hash != record.hash => findings.push(NewFinding {
+                    kind: FindingKind::Fork,
+                    seq,
+                    detail: format!(
+                        "batch carries two different records for seq {seq} ({} and {})",
+                        first.record.hash, record.hash
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    valid.insert(seq, Verified { record, day });
+                    pending.push(seq);
+                }
+            }
+        }
+        while pending.len() >= flush_rows {
+            let rows: Vec<&Verified> = pending
+                .drain(..flush_rows)
+                .map(|seq| &valid[&seq])
+                .collect();
+            inserted.extend(insert_records(&mut tx, screen, &rows, now).await?);
+        }
+        next = checked.recv().await;
     }
-    let inserted_set: std::collections::HashSet<u64> = inserted.iter().copied().collect();
+    if received != expected {
+        // The checking thread ended without handing over every record (it panicked).
+        return Err(AppError::internal(format!(
+            "proof-of-play checks stopped after {received} of {expected} records"
+        )));
+    }
+    if !pending.is_empty() {
+        let rows: Vec<&Verified> = pending.drain(..).map(|seq| &valid[&seq]).collect();
+        inserted.extend(insert_records(&mut tx, screen, &rows, now).await?);
+    }
+    let mut rejected = findings.len() as u64;
+    let inserted_set: HashSet<u64> = inserted.iter().copied().collect();
 
     // 2. Not inserted: an identical re-upload, or a fork.
     let mut duplicates = 0;
-    let others: Vec<&PlayRecord> = all
-        .iter()
-        .copied()
-        .filter(|r| !inserted_set.contains(&r.body.seq))
+    let others: Vec<&Verified> = valid
+        .values()
+        .filter(|v| !inserted_set.contains(&v.record.body.seq))
         .collect();
     if !others.is_empty() {
-        let stored = stored_hashes(&mut tx, &screen.id, others.iter().map(|r| r.body.seq)).await?;
-        for record in others {
+        let stored = stored_hashes(
+            &mut tx,
+            &screen.id,
+            others.iter().map(|v| v.record.body.seq),
+        )
+        .await?;
+        for verified in others {
+            let record = &verified.record;
             let seq = record.body.seq;
             match stored.get(&seq) {
                 Some(hash) if *hash == record.hash => duplicates += 1,
@@ -233,57 +249,56 @@ pub async fn ingest(
 
     // 3. Rollup cells (venue, campaign, local day): totals of the new rows,
     // and the verified share of every record the chain head passes below.
-    let mut cells: HashMap<(String, String, String), (Rollup, Rollup)> = HashMap::new();
+    let mut cells: HashMap<CellKey<'_>, (Rollup, Rollup)> = HashMap::new();
     for seq in &inserted {
-        let record = &valid[seq];
+        let verified = &valid[seq];
         cells
-            .entry((
-                screen.venue_id.clone(),
-                record.body.campaign.clone(),
-                days[seq].clone(),
-            ))
+            .entry(verified.cell(&screen.venue_id))
             .or_default()
             .0
-            .add(record.body.duration_ms, record.body.outcome);
+            .add(
+                verified.record.body.duration_ms,
+                verified.record.body.outcome,
+            );
     }
 
     // 4. Advance the verified chain head as far as records link. Fast path
     // in memory over the rows this call stored (the usual upload continues
     // the chain); then the database, for rows stored earlier beyond a gap
-    // that this batch closed.
+    // that this batch closed. The same scan finds the next stored record
+    // beyond the head, which tells whether a gap remains.
     let before = acked_seq;
-    for (seq, record) in valid.range(acked_seq + 1..) {
+    for (seq, verified) in valid.range(acked_seq + 1..) {
+        let record = &verified.record;
         if *seq != acked_seq + 1 || !inserted_set.contains(seq) || record.prev_hash != acked_hash {
             break;
         }
         acked_seq = *seq;
         acked_hash.clone_from(&record.hash);
         cells
-            .entry((
-                screen.venue_id.clone(),
-                record.body.campaign.clone(),
-                days[seq].clone(),
-            ))
+            .entry(verified.cell(&screen.venue_id))
             .or_default()
             .1
             .add(record.body.duration_ms, record.body.outcome);
     }
-    loop {
-        let rows = sqlx::query(
+    let mut beyond_fast_path = false;
+    let mut next_stored: Option<u64> = None;
+    'scan: loop {
+        let rows = sqlx::query(&format!(
             "SELECT seq, prev_hash, hash, duration_ms, outcome, campaign, day, venue_id FROM pop_records \
-             WHERE screen_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
-        )
+             WHERE screen_id = $1 AND seq > $2 ORDER BY seq LIMIT {ADVANCE_STEP}"
+        ))
         .bind(&screen.id)
         .bind(to_i64(acked_seq))
-        .bind(to_i64(acked_seq) + ADVANCE_STEP)
         .fetch_all(&mut *tx.tx)
         .await?;
-        let mut advanced = 0;
+        beyond_fast_path |= !rows.is_empty();
         for row in &rows {
             let seq = get_u64(row, "seq")?;
             let prev_hash: String = row.try_get("prev_hash")?;
             if seq != acked_seq + 1 {
-                break;
+                next_stored = Some(seq);
+                break 'scan;
             }
             if prev_hash != acked_hash {
                 findings.push(NewFinding {
@@ -291,29 +306,27 @@ pub async fn ingest(
                     seq,
                     detail: format!("record seq {seq} links to {prev_hash}, but record {acked_seq} has hash {acked_hash}"),
                 });
-                break;
+                next_stored = Some(seq);
+                break 'scan;
             }
             acked_seq = seq;
             acked_hash = row.try_get("hash")?;
-            advanced += 1;
             let outcome: String = row.try_get("outcome")?;
             cells
                 .entry((
-                    row.try_get("venue_id")?,
-                    row.try_get("campaign")?,
-                    row.try_get("day")?,
+                    Cow::Owned(row.try_get("venue_id")?),
+                    Cow::Owned(row.try_get("campaign")?),
+                    Cow::Owned(row.try_get("day")?),
                 ))
                 .or_default()
                 .1
                 .add(get_u64(row, "duration_ms")?, outcome_from_str(&outcome));
         }
-        if advanced < ADVANCE_STEP as usize {
+        if rows.len() < ADVANCE_STEP as usize {
             break;
         }
     }
-    for ((venue, campaign, day), (totals, verified)) in &cells {
-        add_rollup(&mut tx, venue, campaign, day, &screen.id, totals, verified).await?;
-    }
+    add_rollups(&mut tx, db.backend(), &screen.id, cells).await?;
     if acked_seq != before {
         sqlx::query("UPDATE screens SET pop_acked_seq = $1, pop_acked_hash = $2 WHERE id = $3")
             .bind(to_i64(acked_seq))
@@ -321,23 +334,24 @@ pub async fn ingest(
             .bind(&screen.id)
             .execute(&mut *tx.tx)
             .await?;
-        sqlx::query("UPDATE audit_findings SET resolved_at_ms = $1 WHERE screen_id = $2 AND kind = 'gap' AND seq <= $3 AND resolved_at_ms IS NULL")
-            .bind(now)
-            .bind(&screen.id)
-            .bind(to_i64(acked_seq))
-            .execute(&mut *tx.tx)
-            .await?;
+        // An open gap finding names the first missing seq and was raised
+        // while a record beyond it was already stored; records are never
+        // deleted. So when the scan past the fast path found nothing, the
+        // head moved only over rows this call stored and no stored record
+        // lies beyond it: no open gap can exist below the new head.
+        if beyond_fast_path {
+            sqlx::query("UPDATE audit_findings SET resolved_at_ms = $1 WHERE screen_id = $2 AND kind = 'gap' AND seq <= $3 AND resolved_at_ms IS NULL")
+                .bind(now)
+                .bind(&screen.id)
+                .bind(to_i64(acked_seq))
+                .execute(&mut *tx.tx)
+                .await?;
+        }
     }
 
     // 5. A hole between the chain head and stored later records is a gap.
-    let next_stored: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(seq) FROM pop_records WHERE screen_id = $1 AND seq > $2")
-            .bind(&screen.id)
-            .bind(to_i64(acked_seq))
-            .fetch_one(&mut *tx.tx)
-            .await?;
     if let Some(next) = next_stored
-        && next as u64 > acked_seq + 1
+        && next > acked_seq + 1
     {
         findings.push(NewFinding {
             kind: FindingKind::Gap,
@@ -346,8 +360,7 @@ pub async fn ingest(
         });
     }
 
-    let mut new_findings = Vec::with_capacity(findings.len());
-    for finding in findings {
+    for finding in &findings {
         // One open finding per (screen, kind, seq): re-uploads do not multiply them.
         let result = sqlx::query(
             "INSERT INTO audit_findings (screen_id, kind, seq, detail, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
@@ -363,7 +376,6 @@ pub async fn ingest(
         if result.rows_affected() == 1 {
             tracing::warn!(screen = %screen.id, kind = finding.kind.as_str(), seq = finding.seq, detail = %finding.detail, "proof-of-play finding");
         }
-        new_findings.push(finding);
     }
     tx.commit().await?;
     state.metrics().pop_records_ingested(inserted.len() as u64);
@@ -372,12 +384,117 @@ pub async fn ingest(
         stored: inserted.len() as u64,
         duplicates,
         rejected,
-        findings: new_findings,
+        findings,
     })
 }
 
-/// Checks every record's hash and signature, spread over the CPU cores
-/// (signature checks dominate the cost of ingest).
+/// Records checked per task on the blocking pool: small enough that the
+/// first rows reach the database soon, large enough to be worth a handoff.
+const CHECK_CHUNK: usize = 32;
+
+/// A record after its checks: the local day it is credited to, or why it
+/// does not verify.
+struct Checked {
+    record: PlayRecord,
+    check: Result<String, PopError>,
+}
+
+/// A record that verified, with its local day.
+struct Verified {
+    record: PlayRecord,
+    day: String,
+}
+
+/// A rollup cell: venue, campaign, local day.
+type CellKey<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
+
+impl Verified {
+    fn cell<'a>(&'a self, venue: &'a str) -> CellKey<'a> {
+        (
+            Cow::Borrowed(venue),
+            Cow::Borrowed(&self.record.body.campaign),
+            Cow::Borrowed(&self.day),
+        )
+    }
+}
+
+/// The finding for a record whose own checks failed.
+fn check_finding(seq: u64, error: &PopError) -> NewFinding {
+    let kind = match error {
+        PopError::BadSignature { .. } | PopError::MalformedSignature { .. } => {
+            FindingKind::BadSignature
+        }
+        _ => FindingKind::BadHash,
+    };
+    NewFinding {
+        kind,
+        seq,
+        detail: error.to_string(),
+    }
+}
+
+/// Checks `records` chunk by chunk on one thread of the blocking pool and
+/// hands each checked chunk over as soon as it is done, in order.
+///
+/// One checking thread per request: while it checks, the request's writes
+/// run on another core (a lone screen's upload overlaps both), and the
+/// checks run ahead while the request waits for the write lock (uploads of
+/// many screens at once check while another screen writes). A fleet keeps
+/// all cores busy with many such threads.
+fn check_ahead(
+    records: Vec<PlayRecord>,
+    key: ed25519_dalek::VerifyingKey,
+    tz: jiff::tz::TimeZone,
+) -> tokio::sync::mpsc::UnboundedReceiver<Result<Vec<Checked>, AppError>> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::task::spawn_blocking(move || {
+        let mut rest = records.into_iter();
+        loop {
+            let chunk: Vec<PlayRecord> = rest.by_ref().take(CHECK_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let checked = check_chunk(chunk, &key, &tz);
+            let failed = checked.is_err();
+            // A closed channel: the request ended early, stop checking.
+            if sender.send(checked).is_err() || failed {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Checks each record's hash and signature; those that verify get their local day.
+fn check_chunk(
+    records: Vec<PlayRecord>,
+    key: &ed25519_dalek::VerifyingKey,
+    tz: &jiff::tz::TimeZone,
+) -> Result<Vec<Checked>, AppError> {
+    records
+        .into_iter()
+        .map(|record| {
+            let check = match record.verify(key) {
+                Ok(()) => Ok(local_day(record.body.started_at_ms, tz)?),
+                Err(error) => Err(error),
+            };
+            Ok(Checked { record, check })
+        })
+        .collect()
+}
+
+/// Rows per multi-row insert of records: the backend's statement size, but
+/// at most [`MAX_INSERT_ROWS`] so that writes start while later chunks are
+/// still being checked.
+fn insert_rows_per_statement(db: &super::db::Db) -> usize {
+    db.insert_chunk_rows(RECORD_COLUMNS).min(MAX_INSERT_ROWS)
+}
+
+/// See [`insert_rows_per_statement`].
+const MAX_INSERT_ROWS: usize = 100;
+
+/// Checks every record's hash and signature, spread over the CPU cores: the
+/// cost of strict verification alone, as `ekran bench ingest` reports it.
 pub(crate) fn verify_all(
     records: &[PlayRecord],
     key: &ed25519_dalek::VerifyingKey,
@@ -443,70 +560,23 @@ fn outcome_from_str(outcome: &str) -> Outcome {
     }
 }
 
-/// Adds to an airtime cell: `totals` of newly stored plays and the
-/// `verified` share of plays the chain head passed.
-async fn add_rollup(
-    tx: &mut WriteTx,
-    venue: &str,
-    campaign: &str,
-    day: &str,
-    screen: &str,
-    totals: &Rollup,
-    verified: &Rollup,
-) -> Result<(), AppError> {
-    sqlx::query(
-        "INSERT INTO airtime_daily (venue_id, campaign, day, screen_id, duration_ms, plays, completed_plays, verified_duration_ms, verified_plays) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (venue_id, campaign, day, screen_id) DO UPDATE SET \
-         duration_ms = airtime_daily.duration_ms + excluded.duration_ms, \
-         plays = airtime_daily.plays + excluded.plays, \
-         completed_plays = airtime_daily.completed_plays + excluded.completed_plays, \
-         verified_duration_ms = airtime_daily.verified_duration_ms + excluded.verified_duration_ms, \
-         verified_plays = airtime_daily.verified_plays + excluded.verified_plays",
-    )
-    .bind(venue)
-    .bind(campaign)
-    .bind(day)
-    .bind(screen)
-    .bind(to_i64(totals.duration_ms))
-    .bind(to_i64(totals.plays))
-    .bind(to_i64(totals.completed))
-    .bind(to_i64(verified.duration_ms))
-    .bind(to_i64(verified.plays))
-    .execute(&mut *tx.tx)
-    .await?;
-    Ok(())
-}
-
 /// Multi-row insert of verified records; returns the seqs that were new.
 async fn insert_records(
     tx: &mut WriteTx,
     screen: &DeviceScreen,
-    records: &[&PlayRecord],
-    days: &HashMap<u64, String>,
+    records: &[&Verified],
     now: i64,
 ) -> Result<Vec<u64>, AppError> {
-    let mut sql = String::from(
+    let mut sql = String::with_capacity(300 + records.len() * RECORD_COLUMNS * 6);
+    sql.push_str(
         "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
          started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
          signature, venue_id, day, received_at_ms) VALUES ",
     );
-    for row in 0..records.len() {
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for column in 0..RECORD_COLUMNS {
-            if column > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", row * RECORD_COLUMNS + column + 1));
-        }
-        sql.push(')');
-    }
+    push_placeholders(&mut sql, records.len(), RECORD_COLUMNS);
     sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING RETURNING seq");
     let mut query = sqlx::query(&sql);
-    for record in records {
+    for Verified { record, day } in records.iter().copied() {
         let body = &record.body;
         query = query
             .bind(&screen.id)
@@ -527,11 +597,73 @@ async fn insert_records(
             .bind(&record.hash)
             .bind(&record.signature)
             .bind(&screen.venue_id)
-            .bind(days.get(&body.seq).map(String::as_str).unwrap_or_default())
+            .bind(day)
             .bind(now);
     }
     let rows = query.fetch_all(&mut *tx.tx).await?;
     rows.iter().map(|row| Ok(get_u64(row, "seq")?)).collect()
+}
+
+/// Appends `rows` groups of `columns` numbered placeholders: `($1,$2),($3,$4)`.
+fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            let _ = write!(sql, "${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+}
+
+/// Adds to airtime cells in multi-row upserts: per cell, the totals of
+/// newly stored plays and the verified share of plays the chain head passed.
+async fn add_rollups(
+    tx: &mut WriteTx,
+    backend: Backend,
+    screen: &str,
+    cells: HashMap<CellKey<'_>, (Rollup, Rollup)>,
+) -> Result<(), AppError> {
+    const COLUMNS: usize = 9;
+    // Sorted, so that concurrent writers touch rows in the same order.
+    let mut cells: Vec<_> = cells.into_iter().collect();
+    cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let rows_per_statement = match backend {
+        Backend::Sqlite => 500 / COLUMNS,
+        Backend::Postgres => 8000 / COLUMNS,
+    };
+    for part in cells.chunks(rows_per_statement) {
+        let mut sql = String::from(
+            "INSERT INTO airtime_daily (venue_id, campaign, day, screen_id, duration_ms, plays, completed_plays, verified_duration_ms, verified_plays) VALUES ",
+        );
+        push_placeholders(&mut sql, part.len(), COLUMNS);
+        sql.push_str(
+            " ON CONFLICT (venue_id, campaign, day, screen_id) DO UPDATE SET \
+             duration_ms = airtime_daily.duration_ms + excluded.duration_ms, \
+             plays = airtime_daily.plays + excluded.plays, \
+             completed_plays = airtime_daily.completed_plays + excluded.completed_plays, \
+             verified_duration_ms = airtime_daily.verified_duration_ms + excluded.verified_duration_ms, \
+             verified_plays = airtime_daily.verified_plays + excluded.verified_plays",
+        );
+        let mut query = sqlx::query(&sql);
+        for ((venue, campaign, day), (totals, verified)) in part {
+            query = query
+                .bind(venue.as_ref())
+                .bind(campaign.as_ref())
+                .bind(day.as_ref())
+                .bind(screen)
+                .bind(to_i64(totals.duration_ms))
+                .bind(to_i64(totals.plays))
+                .bind(to_i64(totals.completed))
+                .bind(to_i64(verified.duration_ms))
+                .bind(to_i64(verified.plays));
+        }
+        query.execute(&mut *tx.tx).await?;
+    }
+    Ok(())
 }
 
 /// Stored hashes of these seqs of a screen.

@@ -13,8 +13,10 @@ async fn bench_harness_runs(backend: Backend) {
         Backend::Sqlite => BenchDb::Sqlite,
         Backend::Postgres => BenchDb::Postgres(pg_admin_url()),
     };
-    let ingest = bench::ingest(&db, 120, 50).await.unwrap();
+    let ingest = bench::ingest(&db, 120, 50, 3).await.unwrap();
     assert_eq!((ingest.records, ingest.batch), (120, 50));
+    assert_eq!((ingest.fleet.screens, ingest.fleet.records), (3, 120));
+    assert!(ingest.fleet.ratio().is_finite() && ingest.fleet.ratio() > 0.0);
     assert!(ingest.ratio().is_finite() && ingest.ratio() > 0.0);
     assert!(ingest.verify_per_sec > 0.0 && ingest.verify_ceiling() < 1.0);
     let fetches = bench::manifest_304(&db, 20, 4).await.unwrap();

@@ -15,6 +15,9 @@ both_backends!(
     batches_are_stored_once_even_when_uploaded_concurrently,
     gaps_forks_and_bad_signatures_become_findings,
     airtime_report_counts_local_days_and_verified_share,
+    a_fleet_uploading_at_once_is_stored_and_counted_once,
+    rollups_of_a_batch_spanning_many_cells_match_the_records,
+    findings_deep_inside_a_large_batch_and_gap_closing,
 );
 
 /// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
@@ -51,6 +54,21 @@ fn chain(device: &TestDevice, count: u64, start_ms: i64, duration_ms: u64) -> Ve
                 },
                 stale: false,
             };
+            let record = seal(body, &prev, &device.key).unwrap();
+            prev = record.hash.clone();
+            record
+        })
+        .collect()
+}
+
+/// Seals `bodies` as one screen's chain from genesis (their seqs renumbered 1..).
+fn seal_chain(device: &TestDevice, bodies: impl IntoIterator<Item = PlayBody>) -> Vec<PlayRecord> {
+    let mut prev = GENESIS_HASH.to_owned();
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut body)| {
+            body.seq = index as u64 + 1;
             let record = seal(body, &prev, &device.key).unwrap();
             prev = record.hash.clone();
             record
@@ -339,5 +357,197 @@ async fn auditor_export_verifies_offline(backend: Backend) {
         .output()
         .unwrap();
     assert!(!verify.status.success());
+    server.stop().await;
+}
+
+/// `SUM(column)` over the airtime rollups of one screen (0 when none).
+async fn rollup_sum(server: &TestServer, column: &str, screen: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(&format!(
+        "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM airtime_daily WHERE screen_id = $1"
+    ))
+    .bind(screen)
+    .fetch_one(server.state.db().pool())
+    .await
+    .unwrap()
+}
+
+async fn a_fleet_uploading_at_once_is_stored_and_counted_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut fleet = Vec::new();
+    for index in 0..4 {
+        let device =
+            TestDevice::enroll_approved(&server, "kyiv-1", &[], &format!("fleet-{index}")).await;
+        let records = chain(&device, 150, EVENING_MS, 60_000);
+        fleet.push((device, records));
+    }
+    // Every screen at once, each its own chain batch after batch; every
+    // batch is sent twice at the same moment (a retry racing the original).
+    let uploads = fleet.iter().map(|(device, records)| {
+        let server = &server;
+        async move {
+            let mut stored = 0;
+            for batch in records.chunks(50) {
+                let (one, two) =
+                    tokio::join!(ack(server, device, batch), ack(server, device, batch));
+                for reply in [&one, &two] {
+                    assert_eq!(
+                        reply["stored"].as_u64().unwrap() + reply["duplicates"].as_u64().unwrap(),
+                        50,
+                        "{reply}"
+                    );
+                    assert_eq!(reply["rejected"], 0, "{reply}");
+                }
+                stored += one["stored"].as_u64().unwrap() + two["stored"].as_u64().unwrap();
+                assert_eq!(
+                    one["acked_seq"].as_u64().max(two["acked_seq"].as_u64()),
+                    batch.last().map(|r| r.body.seq)
+                );
+            }
+            stored
+        }
+    });
+    let stored = futures_util::future::join_all(uploads).await;
+    assert_eq!(stored, [150; 4]);
+    assert_eq!(stored_count(&server).await, 600);
+    assert!(findings(&server).await.is_empty());
+    for (device, records) in &fleet {
+        let screen = device.screen_id.as_deref().unwrap();
+        assert_eq!(rollup_sum(&server, "plays", screen).await, 150);
+        assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 150);
+        let completed = records
+            .iter()
+            .filter(|r| r.body.outcome == Outcome::Completed)
+            .count() as i64;
+        assert_eq!(
+            rollup_sum(&server, "completed_plays", screen).await,
+            completed
+        );
+        assert_eq!(
+            rollup_sum(&server, "verified_duration_ms", screen).await,
+            150 * 60_000
+        );
+    }
+    server.stop().await;
+}
+
+async fn rollups_of_a_batch_spanning_many_cells_match_the_records(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    // 400 plays, 6 hours apart, over 11 campaigns: about 100 local days and
+    // 400 distinct (campaign, day) cells, more than one upsert statement holds.
+    let bodies = chain(&device, 400, EVENING_MS, 1_000)
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let mut body = record.body;
+            body.campaign = format!("Campaign {}", index % 11);
+            body.started_at_ms = EVENING_MS + index as i64 * 6 * 3_600_000;
+            body.ended_at_ms = body.started_at_ms + 1_000 + index as i64;
+            body.duration_ms = 1_000 + index as u64;
+            body
+        });
+    let records = seal_chain(&device, bodies);
+    // Seq 1 held back: the first upload is stored but not yet verified.
+    let reply = ack(&server, &device, &records[1..]).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["acked_seq"].as_u64()),
+        (Some(399), Some(0))
+    );
+    let screen = device.screen_id.as_deref().unwrap();
+    assert_eq!(rollup_sum(&server, "plays", screen).await, 399);
+    assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 0);
+    let reply = ack(&server, &device, &records[..1]).await;
+    assert_eq!(reply["acked_seq"], 400);
+
+    // Every rollup cell equals the same figures computed from the records.
+    let pool = server.state.db().pool();
+    let from_records: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT campaign, day, CAST(SUM(duration_ms) AS BIGINT), COUNT(*), \
+         CAST(SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END) AS BIGINT) \
+         FROM pop_records GROUP BY campaign, day ORDER BY campaign, day",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let rollups: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT campaign, day, duration_ms, plays, completed_plays FROM airtime_daily \
+         WHERE duration_ms = verified_duration_ms AND plays = verified_plays ORDER BY campaign, day",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(from_records.len() > 300, "{} cells", from_records.len());
+    assert_eq!(rollups, from_records);
+    server.stop().await;
+}
+
+async fn findings_deep_inside_a_large_batch_and_gap_closing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 300, EVENING_MS, 30_000);
+
+    // One batch: seq 120 tampered, seq 200 sent a second time late in the
+    // batch with other content (signed, but a fork of the first).
+    let mut batch = records[..250].to_vec();
+    batch[119].body.duration_ms += 1;
+    let mut forged = records[199].clone();
+    forged.body.play_id = "forged".into();
+    let forged = seal(forged.body, &forged.prev_hash, &device.key).unwrap();
+    batch.push(forged);
+    let reply = ack(&server, &device, &batch).await;
+    assert_eq!(reply["acked_seq"], 119, "{reply}");
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["rejected"].as_u64()),
+        (Some(249), Some(2))
+    );
+    let kinds: Vec<(String, u64)> = reply["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [("bad_hash", 120), ("fork", 200), ("gap", 120)] {
+        assert!(
+            kinds.contains(&(expected.0.to_owned(), expected.1)),
+            "{expected:?} in {kinds:?}"
+        );
+    }
+    let screen = device.screen_id.as_deref().unwrap();
+    assert_eq!(rollup_sum(&server, "plays", screen).await, 249);
+    assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 119);
+
+    // Records beyond the stored ones arrive first, then the missing one:
+    // the gap at 120 closes (resolved), the head runs through everything
+    // stored, and a new gap opens before the later records.
+    ack(&server, &device, &records[280..]).await;
+    let reply = ack(&server, &device, &records[119..120]).await;
+    assert_eq!(reply["acked_seq"], 250, "{reply}");
+    let open: Vec<u64> = findings(&server)
+        .await
+        .iter()
+        .filter(|f| f["kind"] == "gap" && f["resolved_at_ms"].is_null())
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(open, [251]);
+    assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 250);
+
+    // The rest closes the chain, resolving the last gap; nothing is counted twice.
+    let reply = ack(&server, &device, &records[200..]).await;
+    assert_eq!(reply["acked_seq"], 300, "{reply}");
+    assert!(
+        findings(&server)
+            .await
+            .iter()
+            .filter(|f| f["kind"] == "gap")
+            .all(|f| f["resolved_at_ms"].as_i64().is_some())
+    );
+    assert_eq!(stored_count(&server).await, 300);
+    assert_eq!(rollup_sum(&server, "plays", screen).await, 300);
+    assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 300);
     server.stop().await;
 }
