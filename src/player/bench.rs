@@ -100,6 +100,60 @@ fn stat_cpu(stat: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) / USER_HZ))
 }
 
+/// CPU time of this process's children that have ended and been waited
+/// for (`cutime` + `cstime`, fields 16 and 17 of `/proc/self/stat`).
+fn children_cpu() -> Result<Duration, BenchError> {
+    let stat = read(Path::new("/proc/self/stat"))?;
+    let after_name = stat.rfind(')').map_or("", |end| &stat[end + 2..]);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(Duration::from_secs_f64((tick(13) + tick(14)) / USER_HZ))
+}
+
+/// mpv's CPU per frame on the same clip, as SPEC §9 asks: `mpv --vo=gpu
+/// --gpu-api=opengl --gpu-sw` (the software rasterizer on GL), untimed,
+/// every frame shown. Needs `mpv` and a display (run the bench under
+/// `xvfb-run -a`: the X server's own time is not mpv's); `Ok(None)` when
+/// either is missing.
+pub fn mpv_cpu_per_frame(clip: &Path, frames: u64) -> Result<Option<Duration>, BenchError> {
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Ok(None);
+    }
+    let before = children_cpu()?;
+    let status = std::process::Command::new("mpv")
+        .args([
+            "--no-config",
+            "--really-quiet",
+            "--vo=gpu",
+            "--gpu-api=opengl",
+            "--gpu-sw",
+            "--untimed",
+            "--no-audio",
+            "--video-sync=display-desync",
+        ])
+        .arg(format!("--frames={frames}"))
+        .arg(clip)
+        .stdin(std::process::Stdio::null())
+        .status();
+    let status = match status {
+        Ok(status) => status,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(BenchError::Baseline(format!("mpv: {error}"))),
+    };
+    if !status.success() {
+        return Err(BenchError::Baseline(format!("mpv exited with {status}")));
+    }
+    let used = children_cpu()?.saturating_sub(before);
+    Ok(Some(
+        used / u32::try_from(frames.max(1)).unwrap_or(u32::MAX),
+    ))
+}
+
 /// This process's CPU time now.
 pub fn cpu_times() -> Result<CpuTimes, BenchError> {
     let total = stat_cpu(&read(Path::new("/proc/self/stat"))?).unwrap_or_default();
