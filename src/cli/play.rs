@@ -315,13 +315,15 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         "ratio CPU/frame whole process:      {:.2}",
         cpu.ratio_whole()
     );
-    match bench::mpv_cpu_per_frame(&clip, cpu.frames_presented)? {
+    match bench::mpv_cpu_per_frame(&clip, cpu.frames_presented, size)? {
         Some(mpv) => println!(
             "mpv --vo=gpu --gpu-api=opengl --gpu-sw: {:.2} ms CPU/frame; ratio whole process to mpv: {:.2} (target <= 1.0)",
             mpv.as_secs_f64() * 1000.0,
             ms_per(cpu.play.total, cpu.frames_presented) / (mpv.as_secs_f64() * 1000.0).max(1e-9)
         ),
-        None => println!("mpv comparison skipped: needs mpv on PATH and a display (xvfb-run -a)"),
+        None => println!(
+            "mpv comparison skipped: needs mpv on PATH and a display (xvfb-run -a -s \"-screen 0 1920x1080x24\")"
+        ),
     }
     for (label, threads, frames) in [
         ("play", &cpu.play_threads, cpu.frames_presented),

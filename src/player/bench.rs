@@ -117,10 +117,15 @@ fn children_cpu() -> Result<Duration, BenchError> {
 
 /// mpv's CPU per frame on the same clip, as SPEC §9 asks: `mpv --vo=gpu
 /// --gpu-api=opengl --gpu-sw` (the software rasterizer on GL), untimed,
-/// every frame shown. Needs `mpv` and a display (run the bench under
-/// `xvfb-run -a`: the X server's own time is not mpv's); `Ok(None)` when
+/// every frame shown, in a window of the headless run's size. Needs `mpv`
+/// and a display (run the bench under `xvfb-run -a -s "-screen 0
+/// 1920x1080x24"`: the X server's own time is not mpv's); `Ok(None)` when
 /// either is missing.
-pub fn mpv_cpu_per_frame(clip: &Path, frames: u64) -> Result<Option<Duration>, BenchError> {
+pub fn mpv_cpu_per_frame(
+    clip: &Path,
+    frames: u64,
+    size: (u32, u32),
+) -> Result<Option<Duration>, BenchError> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         return Ok(None);
     }
@@ -137,6 +142,9 @@ pub fn mpv_cpu_per_frame(clip: &Path, frames: u64) -> Result<Option<Duration>, B
             "--video-sync=display-desync",
         ])
         .arg(format!("--frames={frames}"))
+        // The same output size as the headless run (the X screen must be
+        // at least as large: `xvfb-run -a -s "-screen 0 1920x1080x24"`).
+        .arg(format!("--geometry={}x{}+0+0", size.0, size.1))
         .arg(clip)
         .stdin(std::process::Stdio::null())
         .status();
