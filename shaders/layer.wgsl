@@ -107,6 +107,33 @@ fn fs_i420(in: VertexOut) -> @location(0) vec4<f32> {
     return finish(yuv_to_rgb(vec3<f32>(y, u, v)), at.inside);
 }
 
+// The same for a picture drawn pixel for pixel (same size as the target,
+// no rotation, opaque): luma is read texel for texel, which is what a
+// bilinear sample at texel centres gives, without the filtering a
+// software rasterizer pays for on every pixel; chroma (half size) is
+// still interpolated.
+fn luma_texel(uv: vec2<f32>) -> vec2<i32> {
+    let size = vec2<f32>(textureDimensions(plane0));
+    return vec2<i32>(clamp(floor(uv * size), vec2<f32>(0.0), size - vec2<f32>(1.0)));
+}
+
+@fragment
+fn fs_nv12_exact(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = place(in.screen_uv);
+    let y = textureLoad(plane0, luma_texel(at.uv), 0).r;
+    let uv = textureSample(plane1, plane_sampler, at.uv).rg;
+    return finish(yuv_to_rgb(vec3<f32>(y, uv)), at.inside);
+}
+
+@fragment
+fn fs_i420_exact(in: VertexOut) -> @location(0) vec4<f32> {
+    let at = place(in.screen_uv);
+    let y = textureLoad(plane0, luma_texel(at.uv), 0).r;
+    let u = textureSample(plane1, plane_sampler, at.uv).r;
+    let v = textureSample(plane2, plane_sampler, at.uv).r;
+    return finish(yuv_to_rgb(vec3<f32>(y, u, v)), at.inside);
+}
+
 @fragment
 fn fs_rgba(in: VertexOut) -> @location(0) vec4<f32> {
     let at = place(in.screen_uv);

@@ -142,6 +142,8 @@ pub struct Renderer {
     bind_group_layout: wgpu::BindGroupLayout,
     /// Per [`PlaneLayout::ALL`] entry: `[opaque, blending]`.
     layer_pipelines: [[wgpu::RenderPipeline; 2]; 3],
+    /// NV12 and I420 pictures drawn pixel for pixel, opaque.
+    exact_pipelines: [wgpu::RenderPipeline; 2],
     solid_pipeline: wgpu::RenderPipeline,
     sampler: wgpu::Sampler,
     placeholder: wgpu::TextureView,
@@ -244,6 +246,10 @@ impl Renderer {
                 make_pipeline(layout.fragment_entry(), wgpu::BlendState::ALPHA_BLENDING),
             ]
         });
+        let exact_pipelines = [
+            make_pipeline("fs_nv12_exact", wgpu::BlendState::REPLACE),
+            make_pipeline("fs_i420_exact", wgpu::BlendState::REPLACE),
+        ];
         let solid_pipeline = make_pipeline("fs_solid", wgpu::BlendState::ALPHA_BLENDING);
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("planes"),
@@ -288,6 +294,7 @@ impl Renderer {
             output_format,
             bind_group_layout,
             layer_pipelines,
+            exact_pipelines,
             solid_pipeline,
             sampler,
             placeholder,
@@ -296,6 +303,21 @@ impl Renderer {
             rotated: None,
             text,
             last_submission: None,
+        }
+    }
+
+    /// The pipeline for a layer; `exact`: the picture has the target's
+    /// size and is drawn unrotated, pixel for pixel.
+    fn picture_pipeline(
+        &self,
+        layout: PlaneLayout,
+        opacity: f32,
+        exact: bool,
+    ) -> &wgpu::RenderPipeline {
+        match layout {
+            PlaneLayout::Nv12 if exact && opacity >= 1.0 => &self.exact_pipelines[0],
+            PlaneLayout::I420 if exact && opacity >= 1.0 => &self.exact_pipelines[1],
+            _ => self.layer_pipeline(layout, opacity),
         }
     }
 
@@ -563,23 +585,31 @@ impl Renderer {
                 }),
             );
         }
-        let drawable: Vec<(&LayerBinding, PlaneLayout, f32)> = scene
+        let drawable: Vec<(&LayerBinding, PlaneLayout, f32, bool)> = scene
             .layers
             .iter()
             .filter_map(|layer| {
-                let layout = layer.picture.key?.2;
-                Some((layer.picture.binding.as_ref()?, layout, layer.opacity))
+                let (width, height, layout) = layer.picture.key?;
+                // Rotation happens after composition, so a picture of the
+                // composition's size lands pixel for pixel whatever its fit.
+                let exact = (width, height) == size;
+                Some((
+                    layer.picture.binding.as_ref()?,
+                    layout,
+                    layer.opacity,
+                    exact,
+                ))
             })
             .collect();
         // A full-screen opaque first layer (letterbox included) writes every
         // pixel, so the target needs no clear.
         let covered = drawable
             .first()
-            .is_some_and(|(_, _, opacity)| *opacity >= 1.0);
+            .is_some_and(|(_, _, opacity, _)| *opacity >= 1.0);
         let clear = (!covered).then_some(self.letterbox);
         let mut pass = begin_pass(encoder, view, clear, "compose");
-        for (binding, layout, opacity) in drawable {
-            pass.set_pipeline(self.layer_pipeline(layout, opacity));
+        for (binding, layout, opacity, exact) in drawable {
+            pass.set_pipeline(self.picture_pipeline(layout, opacity, exact));
             pass.set_bind_group(0, &binding.bind_group, &[]);
             pass.draw(0..3, 0..1);
         }
