@@ -7,7 +7,7 @@
 //! is refused a manager page, and a form without its CSRF token is refused.
 //! Screenshots of the main pages go to `target/web-screenshots/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,15 +15,10 @@ use ekran::server::auth::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::server_support::{Backend, TestDevice, TestServer, sample_mp4, sample_png};
-use crate::web_support::{api_csv, pop_chain, upload_pop};
-
-/// Where screenshots of the main pages are written.
-fn screenshot_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::server_support::{TestServer, sample_mp4, sample_png};
+use crate::web_support::{
+    browser_text, check_report_and_its_csv, check_screenshot, server_with_a_reporting_screen,
+};
 
 /// chromedriver on a free loopback port, ended when dropped (also used by `web_form`).
 pub(crate) struct Driver {
@@ -102,27 +97,7 @@ impl Drop for Driver {
 
 /// Saves a screenshot and checks it is a real, non-blank picture.
 pub(crate) async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
-    let path = screenshot_dir().join(format!("{name}.png"));
-    std::fs::write(&path, &png).unwrap();
-    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
-        .unwrap()
-        .to_rgb8();
-    assert!(
-        image.width() >= 300 && image.height() >= 300,
-        "{name}: {}x{}",
-        image.width(),
-        image.height()
-    );
-    let mut colours = std::collections::HashSet::new();
-    for pixel in image.pixels().step_by(7) {
-        colours.insert(pixel.0);
-    }
-    assert!(
-        colours.len() > 20,
-        "{name}: only {} colours, the page looks blank",
-        colours.len()
-    );
+    check_screenshot(&browser.screenshot().await.unwrap(), name);
 }
 
 pub(crate) async fn sign_in(browser: &Client, server: &TestServer, token: &str) {
@@ -163,15 +138,9 @@ async fn sign_out(browser: &Client) {
         .unwrap();
 }
 
+/// The text of the element matched by `css`, once it is on the page.
 pub(crate) async fn text_of(browser: &Client, css: &str) -> String {
-    browser
-        .wait()
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    browser_text(browser, css).await
 }
 
 /// Uploads a file through the media page's form and waits for it in the list.
@@ -225,32 +194,13 @@ max_plays_per_hour = 6
 text = "Телефон доверия, круглосуточно: 98 787 66 66"
 "#;
 
-/// 2026-11-28T21:30:00Z: 23:30 in Kyiv.
-const EVENING_MS: i64 = 1_795_901_400_000;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_from_upload_to_report_in_the_browser() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let device = TestDevice::enroll_approved(&server, "kyiv-1", &["lobbies"], "kyiv-lobby").await;
-    upload_pop(
-        &server,
-        &device,
-        &pop_chain(&device, "Права человека", 90, EVENING_MS, 60_000),
-    )
-    .await;
     let heartbeat = json!({"agent_version": "0.1.0", "manifest_version": 1, "current_item": "clip",
         "decoder": "avdec_h264", "graphics": "Vulkan · V3D 7.1 · integrated GPU · Mesa 23.2.1",
         "frames_presented": 900, "frames_dropped": 3,
         "disk_free_bytes": 12_000_000_000u64, "cache_bytes": 150_000_000u64, "stale": false});
-    let response = device
-        .send(
-            &server,
-            "POST",
-            "/api/v1/device/heartbeat",
-            &serde_json::to_vec(&heartbeat).unwrap(),
-        )
-        .await;
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let (server, _device) = server_with_a_reporting_screen("Права человека", &heartbeat).await;
     let manager = server.token(Role::Manager).await;
     let viewer = server.token(Role::Viewer).await;
 
@@ -389,38 +339,7 @@ async fn a_campaign_from_upload_to_report_in_the_browser() {
 
     // Viewer: the report and its CSV, then a manager page and a forged form.
     sign_in(&browser, &server, &viewer).await;
-    let query = "from=2026-11-28&to=2026-11-29";
-    browser
-        .goto(&server.url(&format!("/reports?{query}")))
-        .await
-        .unwrap();
-    let table = text_of(&browser, "#report-table").await;
-    assert!(
-        table.contains("Права человека") && table.contains("Nov 29, 2026"),
-        "{table}"
-    );
-    assert!(browser.find(Locator::Css("svg.chart")).await.is_ok());
-    screenshot(&browser, "reports").await;
-    let href = browser
-        .find(Locator::Css("#csv-link"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
-    let csv = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERROR ' + e));",
-            vec![json!(href)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        csv.as_str().unwrap(),
-        api_csv(&server, &viewer, query).await
-    );
+    check_report_and_its_csv(&browser, &server, &viewer, "Права человека", "reports").await;
     browser.set_window_size(390, 844).await.unwrap();
     browser.refresh().await.unwrap();
     text_of(&browser, "#report-table").await;

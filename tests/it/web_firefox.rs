@@ -14,9 +14,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::server_publish::{playlist_source, publish};
-use crate::server_support::{Backend, TestDevice, TestServer};
 use crate::web_support::{
-    api_csv, api_json, browser_text, check_screenshot, pop_chain, upload_pop,
+    api_json, browser_text, check_report_and_its_csv, check_screenshot,
+    server_with_a_reporting_screen,
 };
 
 /// Where geckodriver is: `$GECKODRIVER`, else the first `geckodriver` on
@@ -143,30 +143,11 @@ async fn submit(browser: &Client, form: &str, fields: &[(&str, &str)]) {
 /// A venue name long enough that the venue picker must shrink to fit a phone.
 const LONG_NAME: &str = "Tokyo Shibuya Station, East Exit Concourse, Level B2 (north side)";
 
-/// 2026-11-28T21:30:00Z: 23:30 in Kyiv.
-const EVENING_MS: i64 = 1_795_901_400_000;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_firefox() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let device = TestDevice::enroll_approved(&server, "kyiv-1", &["lobbies"], "kyiv-lobby").await;
-    upload_pop(
-        &server,
-        &device,
-        &pop_chain(&device, "rights", 90, EVENING_MS, 60_000),
-    )
-    .await;
     let heartbeat = json!({"agent_version": "0.1.0", "manifest_version": 1, "current_item": "clip",
         "decoder": "avdec_h264", "frames_presented": 900, "frames_dropped": 3, "stale": false});
-    let response = device
-        .send(
-            &server,
-            "POST",
-            "/api/v1/device/heartbeat",
-            &serde_json::to_vec(&heartbeat).unwrap(),
-        )
-        .await;
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let (server, _device) = server_with_a_reporting_screen("rights", &heartbeat).await;
     let response = publish(
         &server,
         &server.admin,
@@ -213,38 +194,14 @@ async fn the_dashboard_works_in_firefox() {
         .unwrap();
 
     // The report, its chart and its CSV.
-    let query = "from=2026-11-28&to=2026-11-29";
-    browser
-        .goto(&server.url(&format!("/reports?{query}")))
-        .await
-        .unwrap();
-    let table = browser_text(&browser, "#report-table").await;
-    assert!(
-        table.contains("rights") && table.contains("Nov 29, 2026"),
-        "{table}"
-    );
-    assert!(browser.find(Locator::Css("svg.chart")).await.is_ok());
-    screenshot(&browser, "reports").await;
-    let href = browser
-        .find(Locator::Css("#csv-link"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
-    let csv = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERROR ' + e));",
-            vec![json!(href)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        csv.as_str().unwrap(),
-        api_csv(&server, &server.admin, query).await
-    );
+    check_report_and_its_csv(
+        &browser,
+        &server,
+        &server.admin,
+        "rights",
+        "firefox-reports",
+    )
+    .await;
 
     // The fleet, the media library, the publications.
     browser.goto(&server.url("/fleet")).await.unwrap();

@@ -10,7 +10,7 @@ use reqwest::header::{COOKIE, LOCATION};
 use crate::both_backends;
 use crate::server_support::{Backend, TestDevice, TestServer, sample_mp4, sample_png, upload};
 use crate::web_support::{
-    WebSession, api_csv, browser_like_client, pop_chain, set_cookie, upload_pop,
+    EVENING_MS, WebSession, api_csv, browser_like_client, pop_chain, set_cookie, upload_pop,
 };
 
 both_backends!(
@@ -328,9 +328,6 @@ async fn pages_speak_the_chosen_language(backend: Backend) {
     assert!(page.contains("API-токен"), "{page:.400}");
     server.stop().await;
 }
-
-/// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
-const EVENING_MS: i64 = 1_795_901_400_000;
 
 async fn report_page_csv_is_the_apis_csv(backend: Backend) {
     let server = TestServer::start(backend).await;

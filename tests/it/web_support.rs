@@ -240,3 +240,81 @@ pub fn unescape_html(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+/// Opens the airtime report for 28–29 November 2026 in `browser` (signed in
+/// as `token`'s holder): the table names `campaign` and 29 November, the
+/// chart is drawn, a screenshot `shot` is saved, and the page's CSV link,
+/// fetched by the browser with its session, is byte for byte the API's CSV.
+pub async fn check_report_and_its_csv(
+    browser: &fantoccini::Client,
+    server: &TestServer,
+    token: &str,
+    campaign: &str,
+    shot: &str,
+) {
+    let query = "from=2026-11-28&to=2026-11-29";
+    browser
+        .goto(&server.url(&format!("/reports?{query}")))
+        .await
+        .unwrap();
+    let table = browser_text(browser, "#report-table").await;
+    assert!(
+        table.contains(campaign) && table.contains("Nov 29, 2026"),
+        "{table}"
+    );
+    assert!(
+        browser
+            .find(fantoccini::Locator::Css("svg.chart"))
+            .await
+            .is_ok()
+    );
+    check_screenshot(&browser.screenshot().await.unwrap(), shot);
+    let href = browser
+        .find(fantoccini::Locator::Css("#csv-link"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let csv = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done, e => done('ERROR ' + e));",
+            vec![serde_json::json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(csv.as_str().unwrap(), api_csv(server, token, query).await);
+}
+
+/// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so a day's plays straddle two
+/// local days there.
+pub const EVENING_MS: i64 = 1_795_901_400_000;
+
+/// A server on SQLite with one approved screen `kyiv-lobby` (venue
+/// `kyiv-1`, group `lobbies`) that has uploaded 90 one-minute plays of
+/// `campaign` from [`EVENING_MS`] on and sent `heartbeat` as its status.
+pub async fn server_with_a_reporting_screen(
+    campaign: &str,
+    heartbeat: &serde_json::Value,
+) -> (TestServer, TestDevice) {
+    let server = TestServer::start(crate::server_support::Backend::Sqlite).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &["lobbies"], "kyiv-lobby").await;
+    upload_pop(
+        &server,
+        &device,
+        &pop_chain(&device, campaign, 90, EVENING_MS, 60_000),
+    )
+    .await;
+    let response = device
+        .send(
+            &server,
+            "POST",
+            "/api/v1/device/heartbeat",
+            &serde_json::to_vec(heartbeat).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    (server, device)
+}
