@@ -8,7 +8,6 @@
 //! Screenshots of the main pages go to `target/web-screenshots/`.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ekran::server::auth::Role;
@@ -18,6 +17,7 @@ use serde_json::json;
 use crate::server_support::{TestServer, sample_mp4, sample_png};
 use crate::web_support::{
     browser_text, check_report_and_its_csv, check_screenshot, server_with_a_reporting_screen,
+    start_webdriver,
 };
 
 /// chromedriver on a free loopback port, ended when dropped (also used by `web_form`).
@@ -29,34 +29,12 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver must be installed (Debian chromium-driver)");
-        let url = format!("http://127.0.0.1:{port}");
-        // Ready when it answers its status endpoint.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let probe = reqwest::Client::new();
-        loop {
-            if let Ok(response) = probe.get(format!("{url}/status")).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (child, url) = start_webdriver(
+            "/usr/bin/chromedriver",
+            &["--port={port}"],
+            "chromedriver (Debian chromium-driver)",
+        )
+        .await;
         Self {
             child,
             url,

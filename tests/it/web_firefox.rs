@@ -7,16 +7,13 @@
 //! through the page's forms, and sees the venues page at phone size.
 //! Screenshots go to `target/web-screenshots/firefox-*.png`.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::server_publish::{playlist_source, publish};
 use crate::web_support::{
     api_json, browser_text, check_report_and_its_csv, check_screenshot,
-    server_with_a_reporting_screen,
+    server_with_a_reporting_screen, start_webdriver,
 };
 
 /// Where geckodriver is: `$GECKODRIVER`, else the first `geckodriver` on
@@ -47,34 +44,12 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(geckodriver_path())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("geckodriver starts");
-        let url = format!("http://127.0.0.1:{port}");
-        // Ready when it answers its status endpoint.
-        let probe = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = probe.get(format!("{url}/status")).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "geckodriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (child, url) = start_webdriver(
+            geckodriver_path(),
+            &["--host", "127.0.0.1", "--port", "{port}"],
+            "geckodriver",
+        )
+        .await;
         Self { child, url }
     }
 

@@ -318,3 +318,41 @@ pub async fn server_with_a_reporting_screen(
     assert_eq!(response.status(), StatusCode::OK);
     (server, device)
 }
+
+/// Starts a WebDriver server (`program` with `args`, where `{port}` stands
+/// for a free loopback port), killed when the child is dropped, and waits
+/// until it answers `GET /status`. Returns the child and its base URL.
+pub async fn start_webdriver(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    name: &str,
+) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let child = tokio::process::Command::new(program)
+        .args(args.iter().map(|arg| arg.replace("{port}", &port)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} must be installed: {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(response) = probe.get(format!("{url}/status")).send().await
+            && response.status().is_success()
+        {
+            return (child, url);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -208,20 +208,27 @@ async fn read_range(state: &AppState, sha256: &str, range: Range<u64>) -> Option
 /// or WebM file's `Info` and `Tracks`, else an MP4's `moov` box. The
 /// server decodes no video; anything else gives `None`.
 pub async fn probe_clip(state: &AppState, sha256: &str, size: u64) -> Option<ClipFacts> {
-    let magic = read_range(state, sha256, 0..4.min(size)).await?;
-    if magic == EBML_MAGIC {
+    // The first 16 bytes say which container it is, and are the first MP4
+    // box header.
+    let first = read_range(state, sha256, 0..16.min(size)).await?;
+    if first.starts_with(&EBML_MAGIC) {
         let head = read_range(state, sha256, 0..MATROSKA_HEAD_BYTES.min(size)).await?;
         return parse_matroska(&head);
     }
-    probe_mp4(state, sha256, size).await
+    probe_mp4(state, sha256, size, first).await
 }
 
 /// Duration and codec of a stored MP4, from its `moov` box (found by
-/// walking the top-level box headers, reading nothing else).
-async fn probe_mp4(state: &AppState, sha256: &str, size: u64) -> Option<ClipFacts> {
+/// walking the top-level box headers, reading nothing else); `first` is
+/// the file's first 16 bytes.
+async fn probe_mp4(state: &AppState, sha256: &str, size: u64, first: Vec<u8>) -> Option<ClipFacts> {
     let mut offset = 0u64;
+    let mut first = Some(first);
     while offset + 8 <= size {
-        let header = read_range(state, sha256, offset..(offset + 16).min(size)).await?;
+        let header = match first.take() {
+            Some(header) => header,
+            None => read_range(state, sha256, offset..(offset + 16).min(size)).await?,
+        };
         let (box_size, header_len) = box_size(&header, size - offset)?;
         if &header[4..8] == b"moov" {
             if box_size > MAX_MOOV_BYTES {

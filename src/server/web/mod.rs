@@ -376,6 +376,20 @@ fn language_list() -> Vec<Value> {
         .collect()
 }
 
+/// Every IANA time zone name the server knows, sorted: the zone lists of
+/// the venue and playlist forms (read from the zone database once).
+pub fn zone_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.to_string())
+            .collect();
+        names.sort();
+        names
+    })
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(value: &str) -> String {
     value

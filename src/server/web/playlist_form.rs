@@ -1101,14 +1101,6 @@ async fn render(
     checked: Checked,
 ) -> Result<Response, WebError> {
     let (screens, library) = campaigns::screens_and_library(web).await?;
-    let timezones: Vec<String> = {
-        let mut names: Vec<String> = jiff::tz::db()
-            .available()
-            .map(|name| name.to_string())
-            .collect();
-        names.sort();
-        names
-    };
     Ok(web.render(
         "playlist_form.html",
         minijinja::context! {
@@ -1116,7 +1108,7 @@ async fn render(
             days => DAYS,
             library => library,
             screens => screens,
-            timezones => timezones,
+            timezones => super::zone_names(),
             outcome => outcome,
             checked => checked,
             assumed_clip_secs => campaigns::ASSUMED_CLIP_SECS,

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{OrPage, Web, WebError};
+use super::{OrPage, Web, WebError, zone_names};
 use crate::server::api::admin::{self, ScreenPatch, load_screens};
 use crate::server::auth::Role;
 use crate::server::db::now_ms;
@@ -132,16 +132,6 @@ async fn venues_page(
         *response.status_mut() = status;
     }
     Ok(response)
-}
-
-/// Every IANA time zone name the server knows, sorted (for the zone list).
-fn zone_names() -> Vec<String> {
-    let mut names: Vec<String> = jiff::tz::db()
-        .available()
-        .map(|name| name.to_string())
-        .collect();
-    names.sort();
-    names
 }
 
 /// The outcome of a form: back to the page on success, or the page again
