@@ -10,7 +10,8 @@ use reqwest::header::{COOKIE, LOCATION};
 use crate::both_backends;
 use crate::server_support::{Backend, TestDevice, TestServer, sample_mp4, sample_png, upload};
 use crate::web_support::{
-    EVENING_MS, WebSession, api_csv, browser_like_client, pop_chain, set_cookie, upload_pop,
+    EVENING_MS, WebSession, api_csv, assert_forms_refused_without_csrf, browser_like_client,
+    pop_chain, set_cookie, upload_pop,
 };
 
 both_backends!(
@@ -181,23 +182,7 @@ async fn every_form_needs_its_csrf_token(backend: Backend) {
         ("/playlists/edit", &[("source", "x"), ("action", "check")]),
         ("/signout", &[]),
     ];
-    for (path, fields) in forms {
-        let response = admin.post_form(&server, path, fields, false).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::FORBIDDEN,
-            "{path} without token"
-        );
-        assert!(response.text().await.unwrap().contains("CSRF"), "{path}");
-        let mut forged = fields.to_vec();
-        forged.push(("csrf", "forged-token"));
-        let response = admin.post_form(&server, path, &forged, false).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::FORBIDDEN,
-            "{path} with a forged token"
-        );
-    }
+    assert_forms_refused_without_csrf(&server, &admin, forms).await;
     // Nothing was done: no token was created.
     let tokens = ekran::server::auth::list_tokens(server.state.db())
         .await

@@ -356,3 +356,29 @@ pub async fn start_webdriver(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Posts each of `forms` as `session` without its CSRF token, then with a
+/// forged one: every post must be refused with 403 (the first naming CSRF).
+pub async fn assert_forms_refused_without_csrf(
+    server: &TestServer,
+    session: &WebSession,
+    forms: &[(&str, &[(&str, &str)])],
+) {
+    for (path, fields) in forms {
+        let response = session.post_form(server, path, fields, false).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{path} without token"
+        );
+        assert!(response.text().await.unwrap().contains("CSRF"), "{path}");
+        let mut forged = fields.to_vec();
+        forged.push(("csrf", "forged-token"));
+        let response = session.post_form(server, path, &forged, false).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{path} with a forged token"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::server_support::{Backend, TestDevice, TestServer, error_message};
-use crate::web_support::{WebSession, api_json, unescape_html};
+use crate::web_support::{WebSession, api_json, assert_forms_refused_without_csrf, unescape_html};
 
 both_backends!(
     venues_are_created_edited_and_deleted_from_the_page,
@@ -449,19 +449,7 @@ async fn venue_forms_need_the_admin_role_and_csrf(backend: Backend) {
 
     // The admin without the CSRF token, or with a forged one: refused too.
     let admin = WebSession::sign_in(&server, &server.admin).await;
-    for (path, fields) in forms {
-        let response = admin.post_form(&server, path, fields, false).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::FORBIDDEN,
-            "{path} without token"
-        );
-        assert!(response.text().await.unwrap().contains("CSRF"), "{path}");
-        let mut forged = fields.to_vec();
-        forged.push(("csrf", "forged-token"));
-        let response = admin.post_form(&server, path, &forged, false).await;
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} forged");
-    }
+    assert_forms_refused_without_csrf(&server, &admin, forms).await;
     // Nothing was stored by any refused form.
     assert_eq!(venue_ids(&server).await, ["shop-a"]);
     let venue = api_json(&server, &server.admin, "/api/v1/venues/shop-a").await;
