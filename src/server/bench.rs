@@ -442,7 +442,7 @@ pub async fn ingest(
     // The checks alone, as the endpoint runs them (all cores).
     let key = lone.key.verifying_key();
     let started = Instant::now();
-    let checks = super::ingest::verify_all(&all, &key);
+    let checks = verify_all(&all, &key);
     let verify = started.elapsed();
     if let Some(Err(error)) = checks.into_iter().find(Result::is_err) {
         return Err(setup(format!("a bench record does not verify: {error}")));
@@ -738,5 +738,38 @@ pub async fn report(db: &BenchDb, plays: usize) -> Result<ReportResult, BenchErr
         rows,
         rollup,
         raw,
+    })
+}
+
+/// Checks every record's hash and signature, spread over the CPU cores: the
+/// cost of strict verification alone, as `ekran bench ingest` reports it.
+fn verify_all(
+    records: &[PlayRecord],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Vec<Result<(), crate::pop::PopError>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if threads == 1 || records.len() < 64 {
+        return records.iter().map(|record| record.verify(key)).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|record| record.verify(key))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }

@@ -493,39 +493,6 @@ fn insert_rows_per_statement(db: &super::db::Db) -> usize {
 /// See [`insert_rows_per_statement`].
 const MAX_INSERT_ROWS: usize = 100;
 
-/// Checks every record's hash and signature, spread over the CPU cores: the
-/// cost of strict verification alone, as `ekran bench ingest` reports it.
-pub(crate) fn verify_all(
-    records: &[PlayRecord],
-    key: &ed25519_dalek::VerifyingKey,
-) -> Vec<Result<(), PopError>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if threads == 1 || records.len() < 64 {
-        return records.iter().map(|record| record.verify(key)).collect();
-    }
-    let chunk = records.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|record| record.verify(key))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
-}
-
 /// Sums of one rollup cell.
 #[derive(Debug, Default, Clone, Copy)]
 struct Rollup {
