@@ -21,6 +21,8 @@
 //! - [`schedule`]: what plays now and next, given a manifest and an instant.
 //! - [`pop`]: proof-of-play records, their hash chain and signatures, and the
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
+//! - [`prepared_key`]: strict Ed25519 verification of many signatures by one
+//!   key through fixed-base tables (the server's proof-of-play ingest).
 //!
 //! Player sync agent (feature `agent`, included in `player`):
 //! - [`agent`]: the player's config file, enrollment and the signed
@@ -50,6 +52,7 @@ pub mod keys;
 pub mod manifest;
 pub mod playlist;
 pub mod pop;
+pub mod prepared_key;
 pub mod schedule;
 pub mod trust;
 

@@ -197,8 +197,10 @@ pub fn seal(body: PlayBody, prev_hash: &str, key: &SigningKey) -> Result<PlayRec
 impl PlayRecord {
     /// Checks the record on its own: the hash matches the body and
     /// `prev_hash`, and the signature verifies strictly (weak keys and
-    /// non-canonical signatures rejected) with the screen's key.
-    pub fn verify(&self, key: &VerifyingKey) -> Result<(), PopError> {
+    /// non-canonical signatures rejected) with the screen's key, given as a
+    /// [`VerifyingKey`] or, for many records at once, a
+    /// [`PreparedKey`](crate::prepared_key::PreparedKey).
+    pub fn verify(&self, key: &impl StrictVerifier) -> Result<(), PopError> {
         self.verify_hash()?;
         self.verify_signature(key)
     }
@@ -216,7 +218,7 @@ impl PlayRecord {
         Ok(())
     }
 
-    fn verify_signature(&self, key: &VerifyingKey) -> Result<(), PopError> {
+    fn verify_signature(&self, key: &impl StrictVerifier) -> Result<(), PopError> {
         let seq = self.body.seq;
         let hash = parse_hash("hash", &self.hash)?;
         let raw = BASE64
@@ -225,8 +227,30 @@ impl PlayRecord {
         let raw: [u8; 64] = raw
             .try_into()
             .map_err(|_| PopError::MalformedSignature { seq })?;
-        key.verify_strict(&signed_message(&hash), &Signature::from_bytes(&raw))
-            .map_err(|_| PopError::BadSignature { seq })
+        if key.verifies_strictly(&signed_message(&hash), &Signature::from_bytes(&raw)) {
+            Ok(())
+        } else {
+            Err(PopError::BadSignature { seq })
+        }
+    }
+}
+
+/// A screen key that checks Ed25519 signatures the strict way
+/// (`verify_strict`: canonical `s`, no small-order key or `R`).
+pub trait StrictVerifier {
+    /// Whether `signature` is a strictly valid signature of `message`.
+    fn verifies_strictly(&self, message: &[u8], signature: &Signature) -> bool;
+}
+
+impl StrictVerifier for VerifyingKey {
+    fn verifies_strictly(&self, message: &[u8], signature: &Signature) -> bool {
+        self.verify_strict(message, signature).is_ok()
+    }
+}
+
+impl StrictVerifier for crate::prepared_key::PreparedKey {
+    fn verifies_strictly(&self, message: &[u8], signature: &Signature) -> bool {
+        self.verify_strict(message, signature)
     }
 }
 

@@ -312,6 +312,11 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         cpu.ratio_without_rasterizer()
     );
     println!(
+        "ratio CPU/frame without any software-GPU thread (llvmpipe-N and the driver's queue thread, {:.2} ms/frame): {:.2}",
+        ms_per(cpu.play.driver, cpu.frames_presented),
+        cpu.ratio_without_software_gpu()
+    );
+    println!(
         "ratio CPU/frame whole process:      {:.2}",
         cpu.ratio_whole()
     );
@@ -344,6 +349,12 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         upload.memcpy.as_secs_f64() * 1000.0,
         upload.bytes,
         upload.ratio()
+    );
+    println!(
+        "  the submit that sends it: {:.3} ms CPU on the same thread (once per frame with the drawing; ratio with it {:.2})",
+        upload.submit_cpu.as_secs_f64() * 1000.0,
+        (upload.upload_cpu + upload.submit_cpu).as_secs_f64()
+            / upload.memcpy.as_secs_f64().max(1e-12)
     );
     println!(
         "  until the device holds it (wall, incl. the software GPU's copy): {:.3} ms, ratio {:.2}",

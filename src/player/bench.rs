@@ -11,6 +11,7 @@
 //!   of the same bytes.
 //! - Resident memory and open file descriptors over many item transitions.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,20 +62,32 @@ pub enum BenchError {
 pub struct CpuTimes {
     /// All threads, including ones that have ended.
     pub total: Duration,
-    /// Threads named `llvmpipe-*` (the software GPU).
+    /// Threads named `llvmpipe-*` (the software GPU's rasterizer).
     pub rasterizer: Duration,
+    /// The other threads the graphics driver started when the device was
+    /// opened (lavapipe's queue thread, which carries the process's name:
+    /// it runs the command buffers, texture copies included, that a GPU
+    /// runs in hardware). Zero unless a set of driver threads is given.
+    pub driver: Duration,
 }
 
 impl CpuTimes {
-    /// Time outside the rasterizer.
+    /// Time outside the rasterizer (SPEC §9's "rest of the process").
     pub fn without_rasterizer(&self) -> Duration {
         self.total.saturating_sub(self.rasterizer)
+    }
+
+    /// Time outside every thread of the software GPU (rasterizer and the
+    /// driver's own threads).
+    pub fn without_software_gpu(&self) -> Duration {
+        self.without_rasterizer().saturating_sub(self.driver)
     }
 
     fn since(&self, earlier: &CpuTimes) -> CpuTimes {
         CpuTimes {
             total: self.total.saturating_sub(earlier.total),
             rasterizer: self.rasterizer.saturating_sub(earlier.rasterizer),
+            driver: self.driver.saturating_sub(earlier.driver),
         }
     }
 }
@@ -164,8 +177,15 @@ pub fn mpv_cpu_per_frame(
 
 /// This process's CPU time now.
 pub fn cpu_times() -> Result<CpuTimes, BenchError> {
+    cpu_times_with_driver(&HashSet::new())
+}
+
+/// This process's CPU time now, with the threads in `driver` (see
+/// [`open_target_and_driver_threads`]) counted as the graphics driver's.
+pub fn cpu_times_with_driver(driver: &HashSet<u32>) -> Result<CpuTimes, BenchError> {
     let total = stat_cpu(&read(Path::new("/proc/self/stat"))?).unwrap_or_default();
     let mut rasterizer = Duration::ZERO;
+    let mut driver_time = Duration::ZERO;
     let tasks = Path::new("/proc/self/task");
     let entries = std::fs::read_dir(tasks).map_err(|source| BenchError::Proc {
         path: tasks.to_owned(),
@@ -173,14 +193,58 @@ pub fn cpu_times() -> Result<CpuTimes, BenchError> {
     })?;
     for entry in entries.flatten() {
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("llvmpipe") {
-            // A thread may end between listing and reading: skip it.
-            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-                rasterizer += stat_cpu(&stat).unwrap_or_default();
-            }
+        let tid: Option<u32> = entry.file_name().to_str().and_then(|t| t.parse().ok());
+        let counter = if comm.starts_with("llvmpipe") {
+            &mut rasterizer
+        } else if tid.is_some_and(|tid| driver.contains(&tid)) {
+            &mut driver_time
+        } else {
+            continue;
+        };
+        // A thread may end between listing and reading: skip it.
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+            *counter += stat_cpu(&stat).unwrap_or_default();
         }
     }
-    Ok(CpuTimes { total, rasterizer })
+    Ok(CpuTimes {
+        total,
+        rasterizer,
+        driver: driver_time,
+    })
+}
+
+/// The ids of this process's threads now.
+fn thread_ids() -> HashSet<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Opens the headless target and tells which threads the graphics driver
+/// started for it besides the rasterizer's `llvmpipe-N`: the threads that
+/// appear while the device opens (wgpu itself starts none). Those that
+/// carry a name of their own and those of an adapter probed but not used
+/// do no work during a run, so counting them costs nothing.
+pub fn open_target_and_driver_threads(
+    size: (u32, u32),
+) -> Result<(OffscreenTarget, HashSet<u32>), BenchError> {
+    let before = thread_ids();
+    let target = OffscreenTarget::new(size)?;
+    let driver = thread_ids()
+        .into_iter()
+        .filter(|tid| !before.contains(tid))
+        .filter(|tid| {
+            let comm =
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+            !comm.starts_with("llvmpipe")
+        })
+        .collect();
+    Ok((target, driver))
 }
 
 /// CPU time per thread name of this process, sampled while a run goes on:
@@ -189,10 +253,16 @@ pub fn cpu_times() -> Result<CpuTimes, BenchError> {
 /// went, not only the total.
 pub struct ThreadSampler {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    worker: Option<std::thread::JoinHandle<std::collections::HashMap<u32, (String, Duration)>>>,
+    /// Returns what it saw and its own CPU time.
+    #[allow(clippy::type_complexity)]
+    worker: Option<
+        std::thread::JoinHandle<(std::collections::HashMap<u32, (String, Duration)>, Duration)>,
+    >,
     start: std::collections::HashMap<u32, (String, Duration)>,
     /// The thread that started the sampler (the one running the engine).
     caller: Option<u32>,
+    /// Threads shown as the graphics driver's.
+    driver: HashSet<u32>,
 }
 
 /// This thread's id, from `/proc/thread-self` (`PID/task/TID`).
@@ -267,7 +337,7 @@ impl ThreadSampler {
                 loop {
                     seen.extend(thread_times());
                     if stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                        return seen;
+                        return (seen, thread_cpu());
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -278,17 +348,28 @@ impl ThreadSampler {
             worker,
             start,
             caller: current_tid(),
+            driver: HashSet::new(),
         }
     }
 
+    /// Shows `driver` (see [`open_target_and_driver_threads`]) as one
+    /// group, `graphics driver`, instead of under the process's name.
+    pub fn with_driver_threads(mut self, driver: &HashSet<u32>) -> Self {
+        self.driver = driver.clone();
+        self
+    }
+
     /// Stops sampling; CPU time spent during the run per thread group,
-    /// largest first (the sampler's own thread left out). The thread that
-    /// started the sampler is `this thread`; threads that C libraries start
-    /// without a name of their own (lavapipe's queue thread among them)
-    /// carry the process's name.
-    pub fn finish(mut self) -> Vec<(String, Duration)> {
+    /// largest first (the sampler's own thread left out), and the CPU time
+    /// of the sampler itself, which the caller takes out of the process's
+    /// total (reading `/proc` for every thread every 20 ms is the
+    /// measurement's cost, not the player's). The thread that started the
+    /// sampler is `this thread`; threads that C libraries start without a
+    /// name of their own (lavapipe's queue thread among them) carry the
+    /// process's name unless named by [`Self::with_driver_threads`].
+    pub fn finish(mut self) -> (Vec<(String, Duration)>, Duration) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let seen = self
+        let (seen, own) = self
             .worker
             .take()
             .and_then(|worker| worker.join().ok())
@@ -302,6 +383,8 @@ impl ThreadSampler {
             let before = self.start.get(&tid).map_or(Duration::ZERO, |(_, cpu)| *cpu);
             let group = if Some(tid) == self.caller {
                 "this thread".to_owned()
+            } else if self.driver.contains(&tid) {
+                "graphics driver".to_owned()
             } else {
                 thread_group(&name)
             };
@@ -312,7 +395,7 @@ impl ThreadSampler {
             .filter(|(_, cpu)| !cpu.is_zero())
             .collect();
         groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        groups
+        (groups, own)
     }
 }
 
@@ -378,13 +461,13 @@ pub fn make_clip(
 pub struct CpuComparison {
     /// Frames presented by the headless run.
     pub frames_presented: u64,
-    /// CPU of the headless run.
+    /// CPU of the headless run (the thread sampler's own time left out).
     pub play: CpuTimes,
     /// Where the headless run's CPU went, per thread group, largest first.
     pub play_threads: Vec<(String, Duration)>,
     /// Frames the decode-only pipeline decoded.
     pub frames_decoded: u64,
-    /// CPU of the decode-only run.
+    /// CPU of the decode-only run (the thread sampler's own time left out).
     pub decode_only: Duration,
     /// Where the decode-only run's CPU went, per thread group.
     pub decode_only_threads: Vec<(String, Duration)>,
@@ -396,6 +479,13 @@ impl CpuComparison {
     /// Per-frame CPU outside the rasterizer, play ÷ decode-only (target ≤ 1.3).
     pub fn ratio_without_rasterizer(&self) -> f64 {
         per_frame(self.play.without_rasterizer(), self.frames_presented)
+            / per_frame(self.decode_only, self.frames_decoded)
+    }
+
+    /// Per-frame CPU outside every software-GPU thread (rasterizer and
+    /// driver), play ÷ decode-only: what a box with a GPU would see.
+    pub fn ratio_without_software_gpu(&self) -> f64 {
+        per_frame(self.play.without_software_gpu(), self.frames_presented)
             / per_frame(self.decode_only, self.frames_decoded)
     }
 
@@ -418,7 +508,7 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
     // The device (and its llvmpipe threads) must outlive the second
     // reading, or the threads' time is gone from /proc/self/task; the
     // warm-up (shader compilation, plugin loading) runs on it too.
-    let target = OffscreenTarget::new(size)?;
+    let (target, driver) = open_target_and_driver_threads(size)?;
     let warmup = Box::new(FileListSource::new(
         vec![clip.to_owned()],
         Duration::ZERO,
@@ -443,11 +533,12 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
         max_duration: None,
         ..config
     };
-    let before = cpu_times()?;
-    let sampler = ThreadSampler::start();
+    let before = cpu_times_with_driver(&driver)?;
+    let sampler = ThreadSampler::start().with_driver_threads(&driver);
     let stats = run_headless_on(&target, source, EngineConfig::default(), &config, None)?;
-    let play_threads = sampler.finish();
-    let play = cpu_times()?.since(&before);
+    let (play_threads, sampling) = sampler.finish();
+    let mut play = cpu_times_with_driver(&driver)?.since(&before);
+    play.total = play.total.saturating_sub(sampling);
     drop(target);
     let failed = stats.items.iter().filter(|i| i.error.is_some()).count();
     if failed > 0 {
@@ -459,8 +550,8 @@ pub fn compare_cpu(clip: &Path, size: (u32, u32), fps: f64) -> Result<CpuCompari
     let before = cpu_times()?;
     let sampler = ThreadSampler::start();
     let frames_decoded = decode_only(clip)?;
-    let decode_only_threads = sampler.finish();
-    let decode_only = cpu_times()?.since(&before).total;
+    let (decode_only_threads, sampling) = sampler.finish();
+    let decode_only = cpu_times()?.since(&before).total.saturating_sub(sampling);
     Ok(CpuComparison {
         frames_presented,
         play,
@@ -539,12 +630,19 @@ pub struct UploadComparison {
     /// it (wall clock; on lavapipe this includes the software GPU's own
     /// buffer-to-texture copy on its queue thread).
     pub upload: Duration,
-    /// Per picture: CPU time of the uploading thread (the copy into the
-    /// staging memory, and the submit). On a GPU the rest is a DMA copy;
+    /// Per picture: CPU time of the uploading thread in
+    /// [`Renderer::upload`] (the copy into the driver's staging memory and
+    /// recording the copy to the texture). On a GPU the rest is a DMA copy;
     /// on lavapipe it is the software GPU's work, counted apart as SPEC §9
     /// counts the `llvmpipe-N` threads apart.
     pub upload_cpu: Duration,
-    /// Per picture: copying the same bytes into another buffer.
+    /// Per picture: CPU time of the uploading thread in the submit that
+    /// sends the copy to the device. A player sends it with the frame's
+    /// drawing, one submit per frame whether or not a picture went up, so
+    /// it is shown apart (on lavapipe it is mostly waking the driver's
+    /// queue thread).
+    pub submit_cpu: Duration,
+    /// Per picture: CPU time of copying the same bytes into another buffer.
     pub memcpy: Duration,
 }
 
@@ -605,30 +703,37 @@ pub fn compare_upload(iterations: u32) -> Result<UploadComparison, BenchError> {
     renderer.queue().submit([]);
     wait();
     let mut upload_cpu = Duration::ZERO;
+    let mut submit_cpu = Duration::ZERO;
     let started = Instant::now();
     for _ in 0..iterations {
         let before = thread_cpu();
         renderer.upload(&mut textures, &frame);
+        let uploaded = thread_cpu();
         renderer.queue().submit([]);
-        upload_cpu += thread_cpu().saturating_sub(before);
+        upload_cpu += uploaded.saturating_sub(before);
+        submit_cpu += thread_cpu().saturating_sub(uploaded);
         wait();
     }
     let upload = started.elapsed() / iterations.max(1);
     let upload_cpu = upload_cpu / iterations.max(1);
+    let submit_cpu = submit_cpu / iterations.max(1);
 
+    // Timed on the same clock as the upload (this thread's CPU), so time
+    // the thread spends preempted on a busy machine counts for neither.
     let mut destination = vec![0u8; bytes];
-    let started = Instant::now();
+    let before = thread_cpu();
     for i in 0..iterations {
         destination.copy_from_slice(&data);
         // Keep the copy observable so it is not optimised away.
         std::hint::black_box(&destination);
         destination[i as usize % bytes] ^= 1;
     }
-    let memcpy = started.elapsed() / iterations.max(1);
+    let memcpy = thread_cpu().saturating_sub(before) / iterations.max(1);
     Ok(UploadComparison {
         bytes,
         upload,
         upload_cpu,
+        submit_cpu,
         memcpy,
     })
 }
@@ -743,6 +848,37 @@ mod tests {
     fn stat_lines_with_spaces_in_the_name_parse() {
         let line = "1234 (llvmpipe 0) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0";
         assert_eq!(stat_cpu(line), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn cpu_of_the_given_driver_threads_is_counted_apart() {
+        let (to_main, from_worker) = std::sync::mpsc::channel();
+        let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            let _ = to_main.send(current_tid());
+            let _ = from_main.recv();
+            // 30 ms of CPU (three clock ticks) on this thread alone.
+            let began = thread_cpu();
+            while thread_cpu().saturating_sub(began) < Duration::from_millis(30) {
+                std::hint::black_box((0..1000u64).sum::<u64>());
+            }
+            let _ = to_main.send(None);
+            let _ = from_main.recv();
+        });
+        let driver = HashSet::from([from_worker.recv().unwrap().unwrap()]);
+        let before = cpu_times_with_driver(&driver).unwrap();
+        to_worker.send(()).unwrap();
+        assert_eq!(from_worker.recv().unwrap(), None);
+        let after = cpu_times_with_driver(&driver).unwrap();
+        to_worker.send(()).unwrap();
+        worker.join().unwrap();
+        let spent = after.since(&before);
+        assert!(spent.driver >= Duration::from_millis(20), "{spent:?}");
+        assert_eq!(spent.rasterizer, Duration::ZERO);
+        assert_eq!(
+            spent.without_software_gpu(),
+            spent.without_rasterizer() - spent.driver
+        );
     }
 
     #[test]

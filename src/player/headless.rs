@@ -74,9 +74,16 @@ pub struct OffscreenTarget {
 }
 
 impl OffscreenTarget {
-    /// Opens the default adapter (lavapipe without a GPU) and a target.
+    /// Opens the default adapter (lavapipe without a GPU) and a target:
+    /// Vulkan (or the platform's primary API) first, every backend only
+    /// when that finds no adapter. Asking for all at once also starts
+    /// OpenGL through EGL, whose driver starts its own idle rasterizer
+    /// threads (and logs DRI errors without a display) only to be probed.
     pub fn new(size: (u32, u32)) -> Result<Self, PlayerError> {
-        Self::with_backends(size, wgpu::Backends::all())
+        Self::with_backends(size, wgpu::Backends::PRIMARY).or_else(|error| {
+            tracing::info!(%error, "no primary graphics backend, probing all");
+            Self::with_backends(size, wgpu::Backends::all())
+        })
     }
 
     /// [`Self::new`] on an adapter of one of `backends` (the player

@@ -442,7 +442,7 @@ pub async fn ingest(
     // The checks alone, as the endpoint runs them (all cores).
     let key = lone.key.verifying_key();
     let started = Instant::now();
-    let checks = verify_all(&all, &key);
+    let checks = verify_all(&all, &key, batch);
     let verify = started.elapsed();
     if let Some(Err(error)) = checks.into_iter().find(Result::is_err) {
         return Err(setup(format!("a bench record does not verify: {error}")));
@@ -555,14 +555,7 @@ async fn raw_insert(
          started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
          signature, venue_id, day, received_at_ms) VALUES ",
     );
-    for row in 0..rows.len() {
-        sql.push_str(if row == 0 { "(" } else { ",(" });
-        let placeholders: Vec<String> = (1..=COLUMNS)
-            .map(|c| format!("${}", row * COLUMNS + c))
-            .collect();
-        sql.push_str(&placeholders.join(","));
-        sql.push(')');
-    }
+    super::db::push_placeholders(&mut sql, tx.backend(), rows.len(), COLUMNS);
     let mut query = sqlx::query(&sql);
     for record in rows {
         let body = &record.body;
@@ -741,27 +734,41 @@ pub async fn report(db: &BenchDb, plays: usize) -> Result<ReportResult, BenchErr
     })
 }
 
-/// Checks every record's hash and signature, spread over the CPU cores: the
-/// cost of strict verification alone, as `ekran bench ingest` reports it.
+/// Checks every record's hash and signature, spread over the CPU cores, as
+/// the endpoint checks them: upload by upload of `batch` records, through
+/// a [`PreparedKey`](crate::prepared_key::PreparedKey) made per upload when
+/// the endpoint would make one. The cost of strict verification alone, as
+/// `ekran bench ingest` reports it.
 fn verify_all(
     records: &[PlayRecord],
     key: &ed25519_dalek::VerifyingKey,
+    batch: usize,
 ) -> Vec<Result<(), crate::pop::PopError>> {
+    let check_part = |part: &[PlayRecord]| -> Vec<Result<(), crate::pop::PopError>> {
+        part.chunks(batch.max(1))
+            .flat_map(|upload| {
+                if upload.len() >= super::ingest::PREPARE_KEY_FROM {
+                    let prepared = crate::prepared_key::PreparedKey::new(key);
+                    upload
+                        .iter()
+                        .map(|r| r.verify(&prepared))
+                        .collect::<Vec<_>>()
+                } else {
+                    upload.iter().map(|r| r.verify(key)).collect()
+                }
+            })
+            .collect()
+    };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     if threads == 1 || records.len() < 64 {
-        return records.iter().map(|record| record.verify(key)).collect();
+        return check_part(records);
     }
-    let chunk = records.len().div_ceil(threads);
+    // Whole uploads per thread, as each upload is checked on one thread.
+    let per_thread = records.len().div_ceil(threads).div_ceil(batch.max(1)) * batch.max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|record| record.verify(key))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || check_part(part)))
             .collect();
         workers
             .into_iter()

@@ -80,9 +80,15 @@ pub struct WriteTx {
     /// The open transaction; commit it with [`WriteTx::commit`].
     pub tx: Transaction<'static, Any>,
     _writer: Option<OwnedMutexGuard<()>>,
+    backend: Backend,
 }
 
 impl WriteTx {
+    /// The database it writes to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Commits the transaction and releases the writer lock.
     pub async fn commit(self) -> Result<(), DbError> {
         self.tx.commit().await?;
@@ -202,13 +208,14 @@ impl Db {
         Ok(WriteTx {
             tx,
             _writer: writer,
+            backend: self.backend,
         })
     }
 
-    /// Rows per multi-row INSERT of `columns` values each. SQLite looks up
-    /// named placeholders (`$N`) linearly, so preparing a statement with
-    /// thousands of them costs quadratic time: keep its statements near 500
-    /// parameters. PostgreSQL takes up to 65535 and gains from fewer round trips.
+    /// Rows per multi-row INSERT of `columns` values each (written with
+    /// [`push_placeholders`]). SQLite statements stay near 500 parameters,
+    /// so writes start while later records are still being checked.
+    /// PostgreSQL takes up to 65535 and gains from fewer round trips.
     pub fn insert_chunk_rows(&self, columns: usize) -> usize {
         let parameters = match self.backend {
             Backend::Sqlite => 500,
@@ -220,6 +227,30 @@ impl Db {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Appends `rows` groups of `columns` placeholders, `($1,$2),($3,$4)` on
+/// PostgreSQL and `(?,?),(?,?)` on SQLite: binding a value to a numbered
+/// SQLite parameter looks its name up in a list (sqlx asks for every
+/// parameter's name), which costs time quadratic in the parameters of a
+/// multi-row statement, while anonymous ones have no name to look up.
+pub fn push_placeholders(sql: &mut String, backend: Backend, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${}", row * columns + column + 1);
+                }
+            }
+        }
+        sql.push(')');
     }
 }
 

@@ -12,16 +12,19 @@
 //! repeated uploads of the same batch store and count each record once.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::AppState;
-use super::db::{Backend, WriteTx, get_u64, now_ms, to_i64};
+use super::db::{Backend, WriteTx, get_u64, now_ms, push_placeholders, to_i64};
 use super::device::DeviceScreen;
 use super::error::AppError;
-use crate::pop::{Outcome, PlayRecord, PopError};
+use crate::pop::{Outcome, PlayRecord, PopError, StrictVerifier};
+use crate::prepared_key::PreparedKey;
 
 /// Columns of a `pop_records` row.
 pub const RECORD_COLUMNS: usize = 20;
@@ -204,7 +207,7 @@ pub async fn ingest(
         next = checked.recv().await;
     }
     if received != expected {
-        // The checking thread ended without handing over every record (it panicked).
+        // The checking threads ended without handing over every record (one panicked).
         return Err(AppError::internal(format!(
             "proof-of-play checks stopped after {received} of {expected} records"
         )));
@@ -392,6 +395,12 @@ pub async fn ingest(
 /// first rows reach the database soon, large enough to be worth a handoff.
 const CHECK_CHUNK: usize = 32;
 
+/// Uploads of at least this many records are checked through a
+/// [`PreparedKey`] (its tables cost about what a dozen plain checks do);
+/// smaller ones, the usual upload after each play, check each signature
+/// on its own.
+pub(crate) const PREPARE_KEY_FROM: usize = 16;
+
 /// A record after its checks: the local day it is credited to, or why it
 /// does not verify.
 struct Checked {
@@ -433,42 +442,90 @@ fn check_finding(seq: u64, error: &PopError) -> NewFinding {
     }
 }
 
-/// Checks `records` chunk by chunk on one thread of the blocking pool and
-/// hands each checked chunk over as soon as it is done, in order.
+/// The checked chunks of one upload, handed over in the upload's order
+/// (the first valid record of a seq is the one kept, so order matters).
+/// Dropping it tells the checking threads to stop.
+struct CheckedChunks {
+    pending: VecDeque<tokio::sync::oneshot::Receiver<Result<Vec<Checked>, AppError>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CheckedChunks {
+    /// The next chunk in order; `None` after the last, or when the
+    /// checking stopped early (after a failed chunk, or a panic).
+    async fn recv(&mut self) -> Option<Result<Vec<Checked>, AppError>> {
+        self.pending.pop_front()?.await.ok()
+    }
+}
+
+impl Drop for CheckedChunks {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Checks `records` in chunks on as many threads of the blocking pool as
+/// there are cores (one for a small upload) and hands each checked chunk
+/// over in order as soon as it and those before it are done.
 ///
-/// One checking thread per request: while it checks, the request's writes
-/// run on another core (a lone screen's upload overlaps both), and the
-/// checks run ahead while the request waits for the write lock (uploads of
-/// many screens at once check while another screen writes). A fleet keeps
-/// all cores busy with many such threads.
+/// The checks run ahead of the writes: while they run, the request inserts
+/// the chunks already checked, and a request waiting for the write lock
+/// has its records checked meanwhile. Strict verification is most of an
+/// upload's cost, so a lone screen's upload uses every core for it.
 fn check_ahead(
     records: Vec<PlayRecord>,
     key: ed25519_dalek::VerifyingKey,
     tz: jiff::tz::TimeZone,
-) -> tokio::sync::mpsc::UnboundedReceiver<Result<Vec<Checked>, AppError>> {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::task::spawn_blocking(move || {
-        let mut rest = records.into_iter();
-        loop {
-            let chunk: Vec<PlayRecord> = rest.by_ref().take(CHECK_CHUNK).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let checked = check_chunk(chunk, &key, &tz);
-            let failed = checked.is_err();
-            // A closed channel: the request ended early, stop checking.
-            if sender.send(checked).is_err() || failed {
-                break;
-            }
+) -> CheckedChunks {
+    // Tables for the key pay for themselves from about a dozen records;
+    // the first thread to need them builds them.
+    let prepare = records.len() >= PREPARE_KEY_FROM;
+    let prepared = Arc::new(std::sync::OnceLock::<PreparedKey>::new());
+    let mut work = VecDeque::new();
+    let mut pending = VecDeque::new();
+    let mut rest = records.into_iter();
+    loop {
+        let chunk: Vec<PlayRecord> = rest.by_ref().take(CHECK_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
         }
-    });
-    receiver
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        work.push_back((chunk, sender));
+        pending.push_back(receiver);
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(work.len());
+    let work = Arc::new(Mutex::new(work));
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..threads {
+        let (work, stop, prepared, tz) = (work.clone(), stop.clone(), prepared.clone(), tz.clone());
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let next = work.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let Some((chunk, sender)) = next else {
+                    break;
+                };
+                let checked = if prepare {
+                    check_chunk(chunk, prepared.get_or_init(|| PreparedKey::new(&key)), &tz)
+                } else {
+                    check_chunk(chunk, &key, &tz)
+                };
+                let failed = checked.is_err();
+                // A dropped receiver: the request ended early, stop checking.
+                if sender.send(checked).is_err() || failed {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    CheckedChunks { pending, stop }
 }
 
 /// Checks each record's hash and signature; those that verify get their local day.
 fn check_chunk(
     records: Vec<PlayRecord>,
-    key: &ed25519_dalek::VerifyingKey,
+    key: &impl StrictVerifier,
     tz: &jiff::tz::TimeZone,
 ) -> Result<Vec<Checked>, AppError> {
     records
@@ -540,7 +597,7 @@ async fn insert_records(
          started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
          signature, venue_id, day, received_at_ms) VALUES ",
     );
-    push_placeholders(&mut sql, records.len(), RECORD_COLUMNS);
+    push_placeholders(&mut sql, tx.backend(), records.len(), RECORD_COLUMNS);
     sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING RETURNING seq");
     let mut query = sqlx::query(&sql);
     for Verified { record, day } in records.iter().copied() {
@@ -571,21 +628,6 @@ async fn insert_records(
     rows.iter().map(|row| Ok(get_u64(row, "seq")?)).collect()
 }
 
-/// Appends `rows` groups of `columns` numbered placeholders: `($1,$2),($3,$4)`.
-fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
-    use std::fmt::Write;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ",(" });
-        for column in 0..columns {
-            if column > 0 {
-                sql.push(',');
-            }
-            let _ = write!(sql, "${}", row * columns + column + 1);
-        }
-        sql.push(')');
-    }
-}
-
 /// Adds to airtime cells in multi-row upserts: per cell, the totals of
 /// newly stored plays and the verified share of plays the chain head passed.
 async fn add_rollups(
@@ -606,7 +648,7 @@ async fn add_rollups(
         let mut sql = String::from(
             "INSERT INTO airtime_daily (venue_id, campaign, day, screen_id, duration_ms, plays, completed_plays, verified_duration_ms, verified_plays) VALUES ",
         );
-        push_placeholders(&mut sql, part.len(), COLUMNS);
+        push_placeholders(&mut sql, backend, part.len(), COLUMNS);
         sql.push_str(
             " ON CONFLICT (venue_id, campaign, day, screen_id) DO UPDATE SET \
              duration_ms = airtime_daily.duration_ms + excluded.duration_ms, \
