@@ -107,31 +107,26 @@ fn fs_i420(in: VertexOut) -> @location(0) vec4<f32> {
     return finish(yuv_to_rgb(vec3<f32>(y, u, v)), at.inside);
 }
 
-// The same for a picture drawn pixel for pixel (same size as the target,
-// no rotation, opaque): luma is read texel for texel, which is what a
-// bilinear sample at texel centres gives, without the filtering a
-// software rasterizer pays for on every pixel; chroma (half size) is
-// still interpolated.
-fn luma_texel(uv: vec2<f32>) -> vec2<i32> {
-    let size = vec2<f32>(textureDimensions(plane0));
-    return vec2<i32>(clamp(floor(uv * size), vec2<f32>(0.0), size - vec2<f32>(1.0)));
-}
-
+// The same for a picture drawn pixel for pixel: it has the target's size,
+// no rotation (that comes after composition) and is opaque, so it covers
+// every pixel (no letterbox) and its texture coordinates are the screen's.
+// Luma is read texel for texel at the fragment's own pixel, which is what a
+// bilinear sample at texel centres gives, without the placement arithmetic
+// and filtering a software rasterizer pays for on every pixel; chroma (half
+// size) is still interpolated. Chosen in `Renderer::picture_pipeline`.
 @fragment
 fn fs_nv12_exact(in: VertexOut) -> @location(0) vec4<f32> {
-    let at = place(in.screen_uv);
-    let y = textureLoad(plane0, luma_texel(at.uv), 0).r;
-    let uv = textureSample(plane1, plane_sampler, at.uv).rg;
-    return finish(yuv_to_rgb(vec3<f32>(y, uv)), at.inside);
+    let y = textureLoad(plane0, vec2<i32>(in.position.xy), 0).r;
+    let uv = textureSample(plane1, plane_sampler, in.screen_uv).rg;
+    return vec4<f32>(yuv_to_rgb(vec3<f32>(y, uv)), layer.opacity);
 }
 
 @fragment
 fn fs_i420_exact(in: VertexOut) -> @location(0) vec4<f32> {
-    let at = place(in.screen_uv);
-    let y = textureLoad(plane0, luma_texel(at.uv), 0).r;
-    let u = textureSample(plane1, plane_sampler, at.uv).r;
-    let v = textureSample(plane2, plane_sampler, at.uv).r;
-    return finish(yuv_to_rgb(vec3<f32>(y, u, v)), at.inside);
+    let y = textureLoad(plane0, vec2<i32>(in.position.xy), 0).r;
+    let u = textureSample(plane1, plane_sampler, in.screen_uv).r;
+    let v = textureSample(plane2, plane_sampler, in.screen_uv).r;
+    return vec4<f32>(yuv_to_rgb(vec3<f32>(y, u, v)), layer.opacity);
 }
 
 @fragment
