@@ -109,13 +109,18 @@ pub enum MediaError {
     },
 }
 
+/// Stall periods an item may take for its first picture (see
+/// [`DecodeConfig::stall_timeout`]).
+pub const FIRST_PICTURE_STALL_PERIODS: u32 = 3;
+
 /// Decoder settings shared by all items.
 #[derive(Debug, Clone)]
 pub struct DecodeConfig {
     /// Hardware decoder element names, most preferred first; those that are
     /// installed get ranks above every software decoder.
     pub hardware_decoders: Vec<String>,
-    /// An item fails when no picture arrives for this long.
+    /// An item fails when no picture arrives for this long
+    /// ([`FIRST_PICTURE_STALL_PERIODS`] times as long for its first).
     pub stall_timeout: Duration,
     /// Audio volume 0.0–1.0; 0 (the default) builds no audio branch at all.
     pub volume: f64,
@@ -617,7 +622,17 @@ impl Decoder {
                 // long still): no picture is due yet, so nothing has stalled.
                 self.last_progress = Instant::now();
             }
-            if self.last_progress.elapsed() >= self.stall_timeout {
+            // The first picture also waits for the file to open, the
+            // decoder's plugin to load and a hardware decoder to set up
+            // (seconds on some boxes), and on a busy machine for the CPU:
+            // it gets several stall periods. The previous picture stays on
+            // screen meanwhile.
+            let limit = if self.frames_received == 0 {
+                self.stall_timeout * FIRST_PICTURE_STALL_PERIODS
+            } else {
+                self.stall_timeout
+            };
+            if self.last_progress.elapsed() >= limit {
                 self.finished = true;
                 let state = match &self.pipeline {
                     Some(clip) => {

@@ -588,7 +588,8 @@ impl Playing {
             decoder.play();
             let first = match self.pending.take() {
                 Some(frame) => frame,
-                None => match decoder.poll(wait) {
+                // Virtual time waits out the first picture's whole allowance.
+                None => match decoder.poll(wait * decode::FIRST_PICTURE_STALL_PERIODS) {
                     DecodePoll::Frame(frame) => frame,
                     DecodePoll::Pending => return Advance::Waiting,
                     DecodePoll::Eos => {
