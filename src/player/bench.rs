@@ -184,45 +184,18 @@ pub fn cpu_times() -> Result<CpuTimes, BenchError> {
 /// [`open_target_and_driver_threads`]) counted as the graphics driver's.
 pub fn cpu_times_with_driver(driver: &HashSet<u32>) -> Result<CpuTimes, BenchError> {
     let total = stat_cpu(&read(Path::new("/proc/self/stat"))?).unwrap_or_default();
-    let mut rasterizer = Duration::ZERO;
-    let mut driver_time = Duration::ZERO;
-    let tasks = Path::new("/proc/self/task");
-    let entries = std::fs::read_dir(tasks).map_err(|source| BenchError::Proc {
-        path: tasks.to_owned(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let tid: Option<u32> = entry.file_name().to_str().and_then(|t| t.parse().ok());
-        let counter = if comm.starts_with("llvmpipe") {
-            &mut rasterizer
-        } else if tid.is_some_and(|tid| driver.contains(&tid)) {
-            &mut driver_time
-        } else {
-            continue;
-        };
-        // A thread may end between listing and reading: skip it.
-        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-            *counter += stat_cpu(&stat).unwrap_or_default();
+    let mut times = CpuTimes {
+        total,
+        ..CpuTimes::default()
+    };
+    for (tid, (name, cpu)) in thread_times() {
+        if name.starts_with("llvmpipe") {
+            times.rasterizer += cpu;
+        } else if driver.contains(&tid) {
+            times.driver += cpu;
         }
     }
-    Ok(CpuTimes {
-        total,
-        rasterizer,
-        driver: driver_time,
-    })
-}
-
-/// The ids of this process's threads now.
-fn thread_ids() -> HashSet<u32> {
-    std::fs::read_dir("/proc/self/task")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    Ok(times)
 }
 
 /// Opens the headless target and tells which threads the graphics driver
@@ -233,16 +206,12 @@ fn thread_ids() -> HashSet<u32> {
 pub fn open_target_and_driver_threads(
     size: (u32, u32),
 ) -> Result<(OffscreenTarget, HashSet<u32>), BenchError> {
-    let before = thread_ids();
+    let before = thread_times();
     let target = OffscreenTarget::new(size)?;
-    let driver = thread_ids()
+    let driver = thread_times()
         .into_iter()
-        .filter(|tid| !before.contains(tid))
-        .filter(|tid| {
-            let comm =
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
-            !comm.starts_with("llvmpipe")
-        })
+        .filter(|(tid, (name, _))| !before.contains_key(tid) && !name.starts_with("llvmpipe"))
+        .map(|(tid, _)| tid)
         .collect();
     Ok((target, driver))
 }

@@ -493,9 +493,7 @@ fn check_ahead(
         work.push_back((chunk, sender));
         pending.push_back(receiver);
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(work.len());
+    let threads = checking_threads().min(work.len());
     let work = Arc::new(Mutex::new(work));
     let stop = Arc::new(AtomicBool::new(false));
     for _ in 0..threads {
@@ -520,6 +518,15 @@ fn check_ahead(
         });
     }
     CheckedChunks { pending, stop }
+}
+
+/// Threads that check one upload: the cores this process may use, asked
+/// once (the standard library reads the cgroup's CPU quota files for it,
+/// which the ingest path should not do per request).
+fn checking_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// Checks each record's hash and signature; those that verify get their local day.
