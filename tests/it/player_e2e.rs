@@ -171,13 +171,18 @@ volume = 0.0
     });
     let code = field(&line, "code");
     until_drawn(&pairing_snapshots, Duration::from_secs(10));
+    // Marked before approving: the box may enroll before `approve` returns.
+    let before_approval = player.mark();
     ok(&ekran(&[
         "screen", "approve", &code, "--venue", "lab", "--group", "e2e", "--id", SCREEN, "--server",
         &base, "--token", &admin,
     ]));
-    player.wait_for(Duration::from_secs(10), "enrollment", |line| {
-        line.contains("screen enrolled")
-    });
+    player.wait_since(
+        before_approval,
+        Duration::from_secs(10),
+        "enrollment",
+        |line| line.contains("screen enrolled"),
+    );
 
     // 1. Three items play; the server holds verified, gapless proof.
     let today = jiff::Timestamp::now()
@@ -258,14 +263,22 @@ volume = 0.0
     runtime().block_on(screenshot_round_trip(&base, &admin, backend));
 
     // 2. SIGKILL mid-clip: once the clip's first frame is checkpointed.
-    player.skip_backlog();
-    let line = player.wait_for(Duration::from_secs(20), "a clip to start", |line| {
-        line.contains(" play ") && line.contains("item=e2e/clip-")
-    });
+    // Older plays are behind this mark.
+    let from_now = player.mark();
+    let (started_at, line) = player.wait_since(
+        from_now,
+        Duration::from_secs(20),
+        "a clip to start",
+        |line| line.contains(" play ") && line.contains("item=e2e/clip-"),
+    );
     let play_id = field(&line, "play");
-    player.wait_for(Duration::from_secs(10), "the clip's checkpoint", |line| {
-        line.contains("play checkpointed") && field(line, "play") == play_id
-    });
+    // From the play's own line: its checkpoint may already be logged.
+    player.wait_since(
+        started_at + 1,
+        Duration::from_secs(10),
+        "the clip's checkpoint",
+        |line| line.contains("play checkpointed") && field(line, "play") == play_id,
+    );
     player.kill();
 
     let snapshots_dir = dir.path().join("restarted");

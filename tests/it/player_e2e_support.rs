@@ -184,14 +184,6 @@ impl Player {
         &self.log[mark.min(self.log.len())..]
     }
 
-    /// Forgets the lines logged so far (older plays), so that the next
-    /// [`Self::wait_for`] sees only what happens from now on.
-    pub fn skip_backlog(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-    }
-
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
