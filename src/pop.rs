@@ -219,6 +219,16 @@ impl PlayRecord {
     }
 
     fn verify_signature(&self, key: &impl StrictVerifier) -> Result<(), PopError> {
+        let (message, signature) = self.signed_parts()?;
+        if key.verifies_strictly(&message, &signature) {
+            Ok(())
+        } else {
+            Err(PopError::BadSignature { seq: self.body.seq })
+        }
+    }
+
+    /// The message the signature must cover and the signature, decoded.
+    fn signed_parts(&self) -> Result<(Vec<u8>, Signature), PopError> {
         let seq = self.body.seq;
         let hash = parse_hash("hash", &self.hash)?;
         let raw = BASE64
@@ -227,12 +237,40 @@ impl PlayRecord {
         let raw: [u8; 64] = raw
             .try_into()
             .map_err(|_| PopError::MalformedSignature { seq })?;
-        if key.verifies_strictly(&signed_message(&hash), &Signature::from_bytes(&raw)) {
-            Ok(())
-        } else {
-            Err(PopError::BadSignature { seq })
+        Ok((signed_message(&hash), Signature::from_bytes(&raw)))
+    }
+}
+
+/// [`PlayRecord::verify`] for many records of one screen at once: the same
+/// result for each record, in order, with the signatures checked as one
+/// batch (one field inversion for all of them).
+pub fn verify_records(
+    records: &[PlayRecord],
+    key: &crate::prepared_key::PreparedKey,
+) -> Vec<Result<(), PopError>> {
+    let mut results = Vec::with_capacity(records.len());
+    let mut signed = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        match record.verify_hash().and_then(|()| record.signed_parts()) {
+            Ok(parts) => {
+                signed.push((index, parts));
+                results.push(Ok(()));
+            }
+            Err(error) => results.push(Err(error)),
         }
     }
+    let items: Vec<(&[u8], &Signature)> = signed
+        .iter()
+        .map(|(_, (message, signature))| (message.as_slice(), signature))
+        .collect();
+    for ((index, _), verified) in signed.iter().zip(key.verify_strict_batch(&items)) {
+        if !verified {
+            results[*index] = Err(PopError::BadSignature {
+                seq: records[*index].body.seq,
+            });
+        }
+    }
+    results
 }
 
 /// A screen key that checks Ed25519 signatures the strict way
@@ -790,6 +828,26 @@ mod tests {
                 record
             })
             .collect()
+    }
+
+    /// The batch path (through a prepared key) decides every record
+    /// exactly as the one-by-one path does, errors included.
+    #[test]
+    fn batch_verification_matches_one_by_one() {
+        let mut records = chain(40);
+        records[3].signature = "not base64!".into();
+        records[5].body.duration_ms += 1;
+        records[7].hash = "zz".into();
+        records[9].signature = records[10].signature.clone();
+        let key = screen_key().verifying_key();
+        let batch = verify_records(&records, &crate::prepared_key::PreparedKey::new(&key));
+        let one_by_one: Vec<_> = records.iter().map(|r| r.verify(&key)).collect();
+        let text = |results: &[Result<(), PopError>]| -> Vec<String> {
+            results.iter().map(|r| format!("{r:?}")).collect()
+        };
+        assert_eq!(text(&batch), text(&one_by_one));
+        assert_eq!(batch.iter().filter(|r| r.is_ok()).count(), 36);
+        assert!(matches!(batch[9], Err(PopError::BadSignature { seq: 10 })));
     }
 
     fn verify(records: &[PlayRecord]) -> ChainReport {

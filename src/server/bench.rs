@@ -749,9 +749,10 @@ fn verify_all(
             .flat_map(|upload| {
                 if upload.len() >= super::ingest::PREPARE_KEY_FROM {
                     let prepared = crate::prepared_key::PreparedKey::new(key);
+                    // In chunks, as the endpoint's checking threads take them.
                     upload
-                        .iter()
-                        .map(|r| r.verify(&prepared))
+                        .chunks(super::ingest::CHECK_CHUNK)
+                        .flat_map(|chunk| crate::pop::verify_records(chunk, &prepared))
                         .collect::<Vec<_>>()
                 } else {
                     upload.iter().map(|r| r.verify(key)).collect()

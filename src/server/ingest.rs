@@ -23,7 +23,7 @@ use super::AppState;
 use super::db::{Backend, WriteTx, get_u64, now_ms, push_placeholders, to_i64};
 use super::device::DeviceScreen;
 use super::error::AppError;
-use crate::pop::{Outcome, PlayRecord, PopError, StrictVerifier};
+use crate::pop::{Outcome, PlayRecord, PopError};
 use crate::prepared_key::PreparedKey;
 
 /// Columns of a `pop_records` row.
@@ -393,7 +393,7 @@ pub async fn ingest(
 
 /// Records checked per task on the blocking pool: small enough that the
 /// first rows reach the database soon, large enough to be worth a handoff.
-const CHECK_CHUNK: usize = 32;
+pub(crate) const CHECK_CHUNK: usize = 32;
 
 /// Uploads of at least this many records are checked through a
 /// [`PreparedKey`] (its tables cost about what a dozen plain checks do);
@@ -504,11 +504,12 @@ fn check_ahead(
                 let Some((chunk, sender)) = next else {
                     break;
                 };
-                let checked = if prepare {
-                    check_chunk(chunk, prepared.get_or_init(|| PreparedKey::new(&key)), &tz)
+                let key = if prepare {
+                    Ok(prepared.get_or_init(|| PreparedKey::new(&key)))
                 } else {
-                    check_chunk(chunk, &key, &tz)
+                    Err(&key)
                 };
+                let checked = check_chunk(chunk, key, &tz);
                 let failed = checked.is_err();
                 // A dropped receiver: the request ended early, stop checking.
                 if sender.send(checked).is_err() || failed {
@@ -529,16 +530,22 @@ fn checking_threads() -> usize {
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
-/// Checks each record's hash and signature; those that verify get their local day.
+/// Checks each record's hash and signature (through the key's tables as one
+/// batch when there are any); those that verify get their local day.
 fn check_chunk(
     records: Vec<PlayRecord>,
-    key: &impl StrictVerifier,
+    key: Result<&PreparedKey, &ed25519_dalek::VerifyingKey>,
     tz: &jiff::tz::TimeZone,
 ) -> Result<Vec<Checked>, AppError> {
+    let checks = match key {
+        Ok(prepared) => crate::pop::verify_records(&records, prepared),
+        Err(key) => records.iter().map(|record| record.verify(key)).collect(),
+    };
     records
         .into_iter()
-        .map(|record| {
-            let check = match record.verify(key) {
+        .zip(checks)
+        .map(|(record, check)| {
+            let check = match check {
                 Ok(()) => Ok(local_day(record.body.started_at_ms, tz)?),
                 Err(error) => Err(error),
             };
