@@ -21,8 +21,6 @@
 //! - [`schedule`]: what plays now and next, given a manifest and an instant.
 //! - [`pop`]: proof-of-play records, their hash chain and signatures, and the
 //!   chain verifier that reports gaps, forks, reordering and bad signatures.
-//! - [`prepared_key`]: strict Ed25519 verification of many signatures by one
-//!   key through fixed-base tables (the server's proof-of-play ingest).
 //!
 //! Player sync agent (feature `agent`, included in `player`):
 //! - [`agent`]: the player's config file, enrollment and the signed
@@ -43,6 +41,8 @@
 //! Server (feature `server`):
 //! - [`server`]: the HTTP API on axum (people, devices, media, publishing,
 //!   proof-of-play ingest, reports) over SQLite or PostgreSQL through sqlx.
+//! - [`prepared_key`]: strict Ed25519 verification of many signatures by one
+//!   key through fixed-base tables (the proof-of-play ingest).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) parses the command line and calls
 //! into these modules; it alone uses `anyhow`.
@@ -52,7 +52,6 @@ pub mod keys;
 pub mod manifest;
 pub mod playlist;
 pub mod pop;
-pub mod prepared_key;
 pub mod schedule;
 pub mod trust;
 
@@ -60,5 +59,7 @@ pub mod trust;
 pub mod agent;
 #[cfg(feature = "player")]
 pub mod player;
+#[cfg(feature = "server")]
+pub mod prepared_key;
 #[cfg(feature = "server")]
 pub mod server;

@@ -197,9 +197,9 @@ pub fn seal(body: PlayBody, prev_hash: &str, key: &SigningKey) -> Result<PlayRec
 impl PlayRecord {
     /// Checks the record on its own: the hash matches the body and
     /// `prev_hash`, and the signature verifies strictly (weak keys and
-    /// non-canonical signatures rejected) with the screen's key, given as a
-    /// [`VerifyingKey`] or, for many records at once, a
-    /// [`PreparedKey`](crate::prepared_key::PreparedKey).
+    /// non-canonical signatures rejected) with the screen's key (a
+    /// [`VerifyingKey`]; the server checks many records of one screen at
+    /// once through its prepared key, with the same decisions).
     pub fn verify(&self, key: &impl StrictVerifier) -> Result<(), PopError> {
         self.verify_hash()?;
         self.verify_signature(key)
@@ -241,6 +241,7 @@ impl PlayRecord {
     }
 }
 
+#[cfg(feature = "server")]
 /// [`PlayRecord::verify`] for many records of one screen at once: the same
 /// result for each record, in order, with the signatures checked as one
 /// batch (one field inversion for all of them).
@@ -286,6 +287,7 @@ impl StrictVerifier for VerifyingKey {
     }
 }
 
+#[cfg(feature = "server")]
 impl StrictVerifier for crate::prepared_key::PreparedKey {
     fn verifies_strictly(&self, message: &[u8], signature: &Signature) -> bool {
         self.verify_strict(message, signature)
@@ -832,6 +834,7 @@ mod tests {
 
     /// The batch path (through a prepared key) decides every record
     /// exactly as the one-by-one path does, errors included.
+    #[cfg(feature = "server")]
     #[test]
     fn batch_verification_matches_one_by_one() {
         let mut records = chain(40);
