@@ -116,6 +116,10 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
         },
         crossfade: Duration::from_millis(args.crossfade),
         rotation,
+        // A looped preview without --stats may run for days: keep only the
+        // recent plays' statistics (with --stats, every play is written out).
+        item_history: (args.looped && args.stats.is_none())
+            .then_some(ekran::player::PLAYER_ITEM_HISTORY),
         ..EngineConfig::default()
     };
     let still_duration = seconds(args.still_seconds, "--still-seconds")?;

@@ -62,6 +62,8 @@ pub fn run(args: PlayerArgs) -> anyhow::Result<ExitCode> {
     let engine_config = EngineConfig {
         decode,
         rotation,
+        // Runs for months: keep the recent plays' statistics only.
+        item_history: Some(ekran::player::PLAYER_ITEM_HISTORY),
         ..EngineConfig::default()
     };
     if !(args.snapshot_every.is_finite() && args.snapshot_every > 0.0) {

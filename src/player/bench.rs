@@ -820,7 +820,12 @@ pub fn measure_transitions(
         refresh_hz: 60.0,
         ..HeadlessConfig::default()
     };
-    run_headless(Box::new(source), EngineConfig::default(), &config, None)?;
+    // As a screen's player runs: recent plays' statistics only.
+    let engine_config = EngineConfig {
+        item_history: Some(super::PLAYER_ITEM_HISTORY),
+        ..EngineConfig::default()
+    };
+    run_headless(Box::new(source), engine_config, &config, None)?;
     let failed = *failed.lock().unwrap_or_else(|p| p.into_inner());
     if failed > 0 {
         return Err(BenchError::ItemsFailed(failed));

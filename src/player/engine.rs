@@ -43,7 +43,15 @@ pub struct EngineConfig {
     /// The output's refresh period (a frame period at 60 Hz by default);
     /// used when a stream does not say how long its pictures last.
     pub refresh_period: Duration,
+    /// How many finished items' statistics [`RunStats::items`] keeps:
+    /// `None`, every play (`ekran play --stats` writes them all); `Some(n)`,
+    /// about the last `n`, for a player that runs for months and would
+    /// otherwise hold one entry per play forever.
+    pub item_history: Option<usize>,
 }
+
+/// [`EngineConfig::item_history`] of a screen's long-running player.
+pub const PLAYER_ITEM_HISTORY: usize = 64;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -52,6 +60,7 @@ impl Default for EngineConfig {
             crossfade: Duration::ZERO,
             rotation: Rotation::R0,
             refresh_period: Duration::from_nanos(1_000_000_000 / 60),
+            item_history: None,
         }
     }
 }
@@ -104,6 +113,32 @@ pub struct RunStats {
     /// Largest time between the last refresh showing one item and the
     /// first showing the next; one refresh period means seamless.
     pub max_gap_ms: f64,
+    /// Plays dropped from the front of `items` (see
+    /// [`EngineConfig::item_history`]): the play numbered `i` since the
+    /// start is `items[i - dropped]`.
+    #[serde(skip)]
+    pub dropped_items: usize,
+}
+
+impl RunStats {
+    /// The statistics of play number `index` (counted from the start).
+    fn item_mut(&mut self, index: usize) -> &mut ItemStats {
+        &mut self.items[index - self.dropped_items]
+    }
+
+    /// Drops the oldest finished plays beyond `keep`, in bulk once twice
+    /// as many have gathered (items still playing are never dropped).
+    fn trim(&mut self, keep: usize) {
+        if self.items.len() < 2 * keep.max(1) {
+            return;
+        }
+        let finished = self.items[..self.items.len() - keep]
+            .iter()
+            .take_while(|item| item.outcome != Outcome::Playing)
+            .count();
+        self.items.drain(..finished);
+        self.dropped_items += finished;
+    }
 }
 
 /// Timing of the picture currently up for an item.
@@ -224,7 +259,7 @@ impl Engine {
             .into_iter()
             .flatten()
         {
-            let stats = &mut self.stats.items[playing.stats_index];
+            let stats = self.stats.item_mut(playing.stats_index);
             if stats.outcome == Outcome::Playing && playing.started_at.is_some() {
                 stats.outcome = Outcome::Interrupted;
             }
@@ -329,7 +364,7 @@ impl Engine {
             .and_then(|d| d.decoder_used().cloned());
         let play = playing.item.play;
         {
-            let stats = &mut self.stats.items[playing.stats_index];
+            let stats = self.stats.item_mut(playing.stats_index);
             match &decoder {
                 Some(used) => {
                     stats.decoder = Some(used.element.clone());
@@ -359,7 +394,7 @@ impl Engine {
 
     fn finish_item(&mut self, playing: Playing, failure: Option<String>) {
         let play = playing.item.play;
-        let stats = &mut self.stats.items[playing.stats_index];
+        let stats = self.stats.item_mut(playing.stats_index);
         match failure {
             Some(reason) => {
                 tracing::warn!(path = %playing.item.path.display(), %reason, "item failed");
@@ -439,6 +474,9 @@ impl Engine {
 
     fn start_item(&mut self, item: PlayItem) -> Playing {
         tracing::info!(path = %item.path.display(), play = item.play.0, "preparing");
+        if let Some(keep) = self.config.item_history {
+            self.stats.trim(keep);
+        }
         self.stats.items.push(ItemStats {
             path: item.path.display().to_string(),
             decoder: None,
@@ -450,7 +488,7 @@ impl Engine {
             outcome: Outcome::Playing,
             error: None,
         });
-        let stats_index = self.stats.items.len() - 1;
+        let stats_index = self.stats.dropped_items + self.stats.items.len() - 1;
         let (decoder, failure) = match item.kind {
             MediaKind::Still { .. } => (
                 Some(Decoder::start_still(
@@ -536,7 +574,7 @@ impl Engine {
         if let Some(current) = self.current.as_mut()
             && let Some(shown) = current.shown.as_mut()
         {
-            let stats = &mut self.stats.items[current.stats_index];
+            let stats = self.stats.item_mut(current.stats_index);
             if !shown.presented {
                 shown.presented = true;
                 stats.frames_presented += 1;
@@ -636,7 +674,7 @@ impl Playing {
                 }
             }
         }
-        stats.items[self.stats_index].frames_dropped += dropped;
+        stats.item_mut(self.stats_index).frames_dropped += dropped;
         if let Some(frame) = newest {
             let due = due(started, self.first_pts, frame.pts);
             self.show(frame, due, renderer, config);

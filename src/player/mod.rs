@@ -64,7 +64,7 @@ use std::time::{Duration, SystemTime};
 
 pub use crate::manifest::Fit;
 pub use decode::{DecodeConfig, DecoderUsed, MediaError};
-pub use engine::{Engine, EngineConfig, ItemStats, Outcome, Pacing, RunStats};
+pub use engine::{Engine, EngineConfig, ItemStats, Outcome, PLAYER_ITEM_HISTORY, Pacing, RunStats};
 pub use render::Rotation;
 
 /// Identifies one play of an item: the source numbers them, the engine's

@@ -748,3 +748,57 @@ fn clips_with_audio_play_muted_and_odd_formats_take_the_logged_conversion() {
         "NV12/I420 go up untouched"
     );
 }
+
+/// A long-running player keeps the statistics of its recent plays only:
+/// one entry per play forever would grow a box's memory for months.
+#[test]
+fn a_bounded_history_keeps_the_recent_plays_statistics_only() {
+    let red = media::still("history-red", 32, 24, [255, 0, 0], [255, 0, 0]);
+    let blue = media::still("history-blue", 32, 24, [0, 0, 255], [0, 0, 255]);
+    let files: Vec<PathBuf> = (0..30)
+        .map(|i| {
+            if i % 2 == 0 {
+                red.clone()
+            } else {
+                blue.clone()
+            }
+        })
+        .collect();
+    let config = HeadlessConfig {
+        size: (32, 24),
+        ..HeadlessConfig::default()
+    };
+    let run = |history: Option<usize>| {
+        let source = FileListSource::new(
+            files.clone(),
+            Duration::from_millis(50),
+            Fit::Contain,
+            false,
+        );
+        let engine = EngineConfig {
+            item_history: history,
+            ..EngineConfig::default()
+        };
+        run_headless(Box::new(source), engine, &config, None).expect("headless run")
+    };
+
+    let bounded = run(Some(4));
+    assert!(
+        (4..8).contains(&bounded.items.len()),
+        "kept {} entries",
+        bounded.items.len()
+    );
+    assert_eq!(bounded.dropped_items + bounded.items.len(), 30);
+    for (offset, item) in bounded.items.iter().enumerate() {
+        let play = bounded.dropped_items + offset;
+        assert_eq!(item.outcome, Outcome::Completed, "play {play}");
+        assert_eq!(PathBuf::from(&item.path), files[play], "play {play}");
+        assert_eq!(item.frames_presented, 1, "play {play}: a still is one picture");
+        assert!(item.last_presented_ms > item.first_presented_ms, "play {play}");
+    }
+
+    let all = run(None);
+    assert_eq!(all.items.len(), 30);
+    assert_eq!(all.dropped_items, 0);
+    assert_eq!(all.items[26..], bounded.items[bounded.items.len() - 4..]);
+}
