@@ -793,8 +793,14 @@ fn a_bounded_history_keeps_the_recent_plays_statistics_only() {
         let play = bounded.dropped_items + offset;
         assert_eq!(item.outcome, Outcome::Completed, "play {play}");
         assert_eq!(PathBuf::from(&item.path), files[play], "play {play}");
-        assert_eq!(item.frames_presented, 1, "play {play}: a still is one picture");
-        assert!(item.last_presented_ms > item.first_presented_ms, "play {play}");
+        assert_eq!(
+            item.frames_presented, 1,
+            "play {play}: a still is one picture"
+        );
+        assert!(
+            item.last_presented_ms > item.first_presented_ms,
+            "play {play}"
+        );
     }
 
     let all = run(None);
