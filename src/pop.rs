@@ -241,10 +241,10 @@ impl PlayRecord {
     }
 }
 
-#[cfg(feature = "server")]
 /// [`PlayRecord::verify`] for many records of one screen at once: the same
 /// result for each record, in order, with the signatures checked as one
 /// batch (one field inversion for all of them).
+#[cfg(feature = "server")]
 pub fn verify_records(
     records: &[PlayRecord],
     key: &crate::prepared_key::PreparedKey,
