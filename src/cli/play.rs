@@ -393,9 +393,10 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         println!("after {transitions:>5} transitions: RSS {rss} KiB, {fds} open fds");
     }
     println!(
-        "growth after warm-up: RSS {:+} KiB, fds {:+}",
+        "growth after warm-up: RSS {:+} KiB, fds {:+}; over the second half: RSS {:+} KiB",
         samples.rss_growth_kib(),
-        samples.fd_growth()
+        samples.fd_growth(),
+        samples.rss_second_half_growth_kib()
     );
     Ok(ExitCode::SUCCESS)
 }

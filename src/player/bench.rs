@@ -753,7 +753,21 @@ impl TransitionSamples {
         }
     }
 
-    /// Descriptor growth over the same span.
+    /// RSS growth in KiB over the second half of the run: the allocator's
+    /// per-thread arenas fill during the first few hundred transitions
+    /// (GStreamer's streaming threads come and go with each item), after
+    /// which a steady player stays flat; a leak keeps growing here.
+    pub fn rss_second_half_growth_kib(&self) -> i64 {
+        match (
+            self.samples.get(self.samples.len() / 2),
+            self.samples.last(),
+        ) {
+            (Some(middle), Some(last)) => last.1 as i64 - middle.1 as i64,
+            _ => 0,
+        }
+    }
+
+    /// Descriptor growth over the same span as [`Self::rss_growth_kib`].
     pub fn fd_growth(&self) -> i64 {
         match (self.samples.get(1), self.samples.last()) {
             (Some(first), Some(last)) => last.2 as i64 - first.2 as i64,
