@@ -596,7 +596,8 @@ impl CloneError for gst::MessageView<'_> {
 pub struct UploadComparison {
     /// Bytes per picture (Y + UV).
     pub bytes: usize,
-    /// Per picture: the renderer's upload, waited for until the device has
+    /// Per picture (each figure a median over the iterations): the
+    /// renderer's upload, waited for until the device has
     /// it (wall clock; on lavapipe this includes the software GPU's own
     /// buffer-to-texture copy on its queue thread).
     pub upload: Duration,
@@ -641,7 +642,8 @@ impl UploadComparison {
 
 /// Uploads `iterations` NV12 1080p pictures through [`Renderer::upload`]
 /// (waiting for the queue each time), copying the same bytes into a buffer
-/// after each, then repeats the copy on its own as often.
+/// after each, then repeats the copy on its own as often. Each figure is
+/// the median over the iterations.
 ///
 /// Everything is timed on this thread's CPU clock, so time it spends
 /// preempted on a busy machine counts for neither side. The copy in the
@@ -701,11 +703,12 @@ pub fn compare_upload(iterations: u32) -> Result<UploadComparison, BenchError> {
     renderer.queue().submit([]);
     wait();
     copy(0);
-    let mut upload_cpu = Duration::ZERO;
-    let mut submit_cpu = Duration::ZERO;
-    let mut memcpy = Duration::ZERO;
-    let mut upload_wall = Duration::ZERO;
-    for i in 0..iterations {
+    let iterations = iterations.max(1) as usize;
+    let mut upload_cpu = Vec::with_capacity(iterations);
+    let mut submit_cpu = Vec::with_capacity(iterations);
+    let mut memcpy = Vec::with_capacity(iterations);
+    let mut upload_wall = Vec::with_capacity(iterations);
+    for i in 0..iterations as u32 {
         let started = Instant::now();
         let before = thread_cpu();
         renderer.upload(&mut textures, &frame);
@@ -713,28 +716,34 @@ pub fn compare_upload(iterations: u32) -> Result<UploadComparison, BenchError> {
         renderer.queue().submit([]);
         let submitted = thread_cpu();
         wait();
-        upload_wall += started.elapsed();
-        upload_cpu += uploaded.saturating_sub(before);
-        submit_cpu += submitted.saturating_sub(uploaded);
+        upload_wall.push(started.elapsed());
+        upload_cpu.push(uploaded.saturating_sub(before));
+        submit_cpu.push(submitted.saturating_sub(uploaded));
         let before = thread_cpu();
         copy(i);
-        memcpy += thread_cpu().saturating_sub(before);
+        memcpy.push(thread_cpu().saturating_sub(before));
     }
-    let per = |total: Duration| total / iterations.max(1);
-
-    let before = thread_cpu();
-    for i in 0..iterations {
+    let mut memcpy_hot = Vec::with_capacity(iterations);
+    for i in 0..iterations as u32 {
+        let before = thread_cpu();
         copy(i);
+        memcpy_hot.push(thread_cpu().saturating_sub(before));
     }
-    let memcpy_hot = thread_cpu().saturating_sub(before);
     Ok(UploadComparison {
         bytes,
-        upload: per(upload_wall),
-        upload_cpu: per(upload_cpu),
-        submit_cpu: per(submit_cpu),
-        memcpy: per(memcpy),
-        memcpy_hot: per(memcpy_hot),
+        upload: median(upload_wall),
+        upload_cpu: median(upload_cpu),
+        submit_cpu: median(submit_cpu),
+        memcpy: median(memcpy),
+        memcpy_hot: median(memcpy_hot),
     })
+}
+
+/// The middle value (the upper one of an even count): a few copies slowed
+/// by another thread's cache traffic or an interrupt do not move it.
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
 /// Memory and descriptors sampled during a long run of short items.
