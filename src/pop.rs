@@ -287,13 +287,6 @@ impl StrictVerifier for VerifyingKey {
     }
 }
 
-#[cfg(feature = "server")]
-impl StrictVerifier for crate::prepared_key::PreparedKey {
-    fn verifies_strictly(&self, message: &[u8], signature: &Signature) -> bool {
-        self.verify_strict(message, signature)
-    }
-}
-
 /// One problem the chain verifier found. Each kind is distinct so that a
 /// server or auditor can tell missing records from tampered ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -215,7 +215,7 @@ mod field {
             self.to_bytes() == [0u8; 32]
         }
 
-        pub(super) fn ct_eq(&self, other: &Fe) -> bool {
+        pub(super) fn equals(&self, other: &Fe) -> bool {
             self.to_bytes() == other.to_bytes()
         }
 
@@ -269,9 +269,9 @@ mod field {
             let v7 = v3.square().mul(v);
             let mut r = u.mul(&v3).mul(&u.mul(&v7).pow_p58());
             let check = v.mul(&r.square());
-            if check.ct_eq(&u.neg()) {
+            if check.equals(&u.neg()) {
                 r = r.mul(&super::SQRT_M1);
-            } else if !check.ct_eq(u) {
+            } else if !check.equals(u) {
                 return None;
             }
             Some(if r.is_negative() { r.neg() } else { r })
@@ -569,13 +569,6 @@ pub struct PreparedKey {
 impl PreparedKey {
     /// Precomputes the fixed-base table of `key`.
     pub fn new(key: &ed25519_dalek::VerifyingKey) -> Self {
-        Self::with_key_width(key, W_KEY)
-    }
-
-    /// As [`PreparedKey::new`] with window width `w` (2..=10) for the key
-    /// table; used to measure the trade-off between build cost and speed.
-    pub(crate) fn with_key_width(key: &ed25519_dalek::VerifyingKey, w: usize) -> Self {
-        assert!((2..=10).contains(&w));
         let a = key.to_edwards();
         let weak = a.is_small_order();
         // Make sure the basepoint table exists before timing-sensitive use.
@@ -587,7 +580,7 @@ impl PreparedKey {
             table: if weak {
                 None
             } else {
-                FixedBaseTable::for_encoding(a.compress().as_bytes(), w)
+                FixedBaseTable::for_encoding(a.compress().as_bytes(), W_KEY)
             },
         }
     }
