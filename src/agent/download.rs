@@ -346,12 +346,12 @@ impl Downloader {
         }
 
         let mut request = self.client.get(url.clone());
-        if offset > 0 {
-            if let Some(validator) = validator.as_deref() {
-                request = request
-                    .header(RANGE, format!("bytes={offset}-"))
-                    .header(IF_RANGE, validator);
-            }
+        if offset > 0
+            && let Some(validator) = validator.as_deref()
+        {
+            request = request
+                .header(RANGE, format!("bytes={offset}-"))
+                .header(IF_RANGE, validator);
         }
         if let Some(authorize) = &self.authorize {
             request = authorize.authorize(request);

@@ -67,10 +67,10 @@ impl Watchdog {
             .parse::<u64>()
             .ok()
             .filter(|usec| *usec > 0)?;
-        if let Ok(pid) = std::env::var("WATCHDOG_PID") {
-            if pid != std::process::id().to_string() {
-                tracing::info!(watchdog_pid = %pid, "watchdog requested for the service's main process (the compositor); the player pings it");
-            }
+        if let Ok(pid) = std::env::var("WATCHDOG_PID")
+            && pid != std::process::id().to_string()
+        {
+            tracing::info!(watchdog_pid = %pid, "watchdog requested for the service's main process (the compositor); the player pings it");
         }
         Some(Self::new(Duration::from_micros(usec), liveness))
     }

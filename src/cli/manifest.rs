@@ -80,15 +80,15 @@ fn sign(
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
         .with_context(|| format!("{}: not valid JSON; nothing signed", payload_path.display()))?;
-    if payload_type == MANIFEST_PAYLOAD_TYPE {
-        if let Err(error) = Manifest::from_json(&payload) {
-            // Signing is still allowed (tests and tools sign odd payloads on
-            // purpose), but a player would refuse this one.
-            tracing::warn!(
-                "{}: not an Ekran manifest ({error}); players will reject it",
-                payload_path.display()
-            );
-        }
+    if payload_type == MANIFEST_PAYLOAD_TYPE
+        && let Err(error) = Manifest::from_json(&payload)
+    {
+        // Signing is still allowed (tests and tools sign odd payloads on
+        // purpose), but a player would refuse this one.
+        tracing::warn!(
+            "{}: not an Ekran manifest ({error}); players will reject it",
+            payload_path.display()
+        );
     }
     let signing_keys = key_paths
         .iter()

@@ -275,10 +275,10 @@ fn load_fonts(file: Option<&Path>) -> FontSystem {
         default.exists().then_some(default)
     });
     let mut db = fontdb::Database::new();
-    if let Some(path) = &wanted {
-        if let Err(error) = db.load_font_file(path) {
-            tracing::warn!(path = %path.display(), %error, "font not loaded; using system fonts");
-        }
+    if let Some(path) = &wanted
+        && let Err(error) = db.load_font_file(path)
+    {
+        tracing::warn!(path = %path.display(), %error, "font not loaded; using system fonts");
     }
     if db.is_empty() {
         db.load_system_fonts();

@@ -458,11 +458,13 @@ impl ServerProcess {
     }
 
     /// The `host:port` it listens on.
+    #[cfg_attr(not(feature = "player"), allow(dead_code))]
     pub fn address(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
 
     /// SIGKILL (a crash or power cut of the server host) and waits.
+    #[cfg_attr(not(feature = "player"), allow(dead_code))]
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill server");
