@@ -736,19 +736,20 @@ pub async fn report(db: &BenchDb, plays: usize) -> Result<ReportResult, BenchErr
 
 /// Checks every record's hash and signature, spread over the CPU cores, as
 /// the endpoint checks them: upload by upload of `batch` records, through
-/// a [`PreparedKey`](crate::prepared_key::PreparedKey) made per upload when
-/// the endpoint would make one. The cost of strict verification alone, as
+/// the key's [`PreparedKey`](crate::prepared_key::PreparedKey) (built once,
+/// as the endpoint keeps the tables of recent keys) for uploads that the
+/// endpoint checks through one. The cost of strict verification alone, as
 /// `ekran bench ingest` reports it.
 fn verify_all(
     records: &[PlayRecord],
     key: &ed25519_dalek::VerifyingKey,
     batch: usize,
 ) -> Vec<Result<(), crate::pop::PopError>> {
+    let prepared = crate::prepared_key::PreparedKey::new(key);
     let check_part = |part: &[PlayRecord]| -> Vec<Result<(), crate::pop::PopError>> {
         part.chunks(batch.max(1))
             .flat_map(|upload| {
                 if upload.len() >= super::ingest::PREPARE_KEY_FROM {
-                    let prepared = crate::prepared_key::PreparedKey::new(key);
                     // In chunks, as the endpoint's checking threads take them.
                     upload
                         .chunks(super::ingest::CHECK_CHUNK)

@@ -4,12 +4,14 @@
 //! into daily airtime. Gaps, forks, broken links and bad signatures become
 //! audit findings instead of being hidden.
 //!
-//! Idempotence and concurrency: records are inserted with
-//! `ON CONFLICT (screen_id, seq) DO NOTHING … RETURNING seq`, so only the
-//! rows this call really inserted feed the rollups; the chain head
-//! (`screens.pop_acked_*`) is advanced under the screen's row lock
-//! (PostgreSQL `FOR UPDATE`; SQLite's single writer), so concurrent or
-//! repeated uploads of the same batch store and count each record once.
+//! Idempotence and concurrency: an upload's transaction first takes the
+//! screen's write lock (PostgreSQL: its `screens` row `FOR UPDATE`; SQLite:
+//! the single writer), then reads which of the batch's seqs are stored and
+//! inserts only the others (the `ON CONFLICT (screen_id, seq) DO NOTHING`
+//! clause and a row count guard that), so only rows this call really
+//! inserted feed the rollups and the chain head (`screens.pop_acked_*`);
+//! concurrent or repeated uploads of the same batch store and count each
+//! record once.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -114,11 +116,12 @@ pub fn local_day(started_at_ms: i64, tz: &jiff::tz::TimeZone) -> Result<String, 
 
 /// Verifies, stores and chains one batch from an authenticated screen.
 ///
-/// Checking signatures is most of the work, so it overlaps the writes: a
-/// thread of the blocking pool checks the records in small chunks, in
-/// order, while the rows already checked are inserted. Only records whose
-/// hash and signature verified are ever written, all in one transaction,
-/// which is taken once the first chunk is checked (see [`check_ahead`]).
+/// Checking signatures overlaps the writes: threads of the blocking pool
+/// check the records in small chunks, in order, while the transaction is
+/// opened and the rows already checked are inserted. Only records whose
+/// hash and signature verified are ever written, all in one transaction
+/// (see [`check_ahead`]). Which of the batch's seqs are stored already is
+/// read once, up front, so that the inserts need not return rows.
 pub async fn ingest(
     state: &AppState,
     screen: &DeviceScreen,
@@ -141,9 +144,8 @@ pub async fn ingest(
     let db = state.db();
     let tz = jiff::tz::TimeZone::get(&screen.timezone).map_err(AppError::internal)?;
     let expected = records.len();
+    let seqs: Vec<u64> = records.iter().map(|record| record.body.seq).collect();
     let mut checked = check_ahead(records, screen.key, tz);
-    let first_chunk = checked.recv().await;
-
     let mut tx = db.begin_write().await?;
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -157,16 +159,22 @@ pub async fn ingest(
     .await?;
     let mut acked_seq = get_u64(&head, "pop_acked_seq")?;
     let mut acked_hash: String = head.try_get("pop_acked_hash")?;
+    // What is already stored of this batch's seqs: on both backends no other
+    // upload of this screen writes until this transaction ends (SQLite has
+    // one writer, PostgreSQL holds the screen's row lock taken above).
+    let stored = stored_hashes(&mut tx, &screen.id, &seqs).await?;
+    let first_chunk = checked.recv().await;
 
     // 1. Keep the first valid record per seq (a different one later in the
-    // batch is a fork) and insert them as their checks come in, learning
-    // which rows are new.
+    // batch is a fork); a record already stored is a duplicate, or a fork
+    // if it differs; insert the others as their checks come in.
     let now = now_ms();
     let flush_rows = insert_rows_per_statement(db);
     let mut findings = Vec::new();
     let mut valid: BTreeMap<u64, Verified> = BTreeMap::new();
     let mut pending: Vec<u64> = Vec::with_capacity(flush_rows);
     let mut inserted: Vec<u64> = Vec::with_capacity(MAX_BATCH_RECORDS.min(1024));
+    let mut duplicates = 0;
     let mut next = first_chunk;
     let mut received = 0;
     while let Some(chunk) = next {
@@ -192,8 +200,16 @@ pub async fn ingest(
                 }),
                 Some(_) => {}
                 None => {
+                    match stored.get(&seq) {
+                        Some(hash) if *hash == record.hash => duplicates += 1,
+                        Some(hash) => findings.push(NewFinding {
+                            kind: FindingKind::Fork,
+                            seq,
+                            detail: format!("a different record for seq {seq} is already stored ({hash}); refused {}", record.hash),
+                        }),
+                        None => pending.push(seq),
+                    }
                     valid.insert(seq, Verified { record, day });
-                    pending.push(seq);
                 }
             }
         }
@@ -202,7 +218,8 @@ pub async fn ingest(
                 .drain(..flush_rows)
                 .map(|seq| &valid[&seq])
                 .collect();
-            inserted.extend(insert_records(&mut tx, screen, &rows, now).await?);
+            insert_records(&mut tx, screen, &rows, now).await?;
+            inserted.extend(rows.iter().map(|row| row.record.body.seq));
         }
         next = checked.recv().await;
     }
@@ -214,43 +231,14 @@ pub async fn ingest(
     }
     if !pending.is_empty() {
         let rows: Vec<&Verified> = pending.drain(..).map(|seq| &valid[&seq]).collect();
-        inserted.extend(insert_records(&mut tx, screen, &rows, now).await?);
+        insert_records(&mut tx, screen, &rows, now).await?;
+        inserted.extend(rows.iter().map(|row| row.record.body.seq));
     }
-    let mut rejected = findings.len() as u64;
+    // Every finding so far refused a record: a failed check or a fork.
+    let rejected = findings.len() as u64;
     let inserted_set: HashSet<u64> = inserted.iter().copied().collect();
 
-    // 2. Not inserted: an identical re-upload, or a fork.
-    let mut duplicates = 0;
-    let others: Vec<&Verified> = valid
-        .values()
-        .filter(|v| !inserted_set.contains(&v.record.body.seq))
-        .collect();
-    if !others.is_empty() {
-        let stored = stored_hashes(
-            &mut tx,
-            &screen.id,
-            others.iter().map(|v| v.record.body.seq),
-        )
-        .await?;
-        for verified in others {
-            let record = &verified.record;
-            let seq = record.body.seq;
-            match stored.get(&seq) {
-                Some(hash) if *hash == record.hash => duplicates += 1,
-                Some(hash) => {
-                    rejected += 1;
-                    findings.push(NewFinding {
-                        kind: FindingKind::Fork,
-                        seq,
-                        detail: format!("a different record for seq {seq} is already stored ({hash}); refused {}", record.hash),
-                    });
-                }
-                None => {}
-            }
-        }
-    }
-
-    // 3. Rollup cells (venue, campaign, local day): totals of the new rows,
+    // 2. Rollup cells (venue, campaign, local day): totals of the new rows,
     // and the verified share of every record the chain head passes below.
     let mut cells: HashMap<CellKey<'_>, (Rollup, Rollup)> = HashMap::new();
     for seq in &inserted {
@@ -265,7 +253,7 @@ pub async fn ingest(
             );
     }
 
-    // 4. Advance the verified chain head as far as records link. Fast path
+    // 3. Advance the verified chain head as far as records link. Fast path
     // in memory over the rows this call stored (the usual upload continues
     // the chain); then the database, for rows stored earlier beyond a gap
     // that this batch closed. The same scan finds the next stored record
@@ -352,7 +340,7 @@ pub async fn ingest(
         }
     }
 
-    // 5. A hole between the chain head and stored later records is a gap.
+    // 4. A hole between the chain head and stored later records is a gap.
     if let Some(next) = next_stored
         && next > acked_seq + 1
     {
@@ -480,7 +468,10 @@ fn check_ahead(
     // Tables for the key pay for themselves from about a dozen records;
     // the first thread to need them builds them.
     let prepare = records.len() >= PREPARE_KEY_FROM;
-    let prepared = Arc::new(std::sync::OnceLock::<PreparedKey>::new());
+    let prepared = Arc::new(std::sync::OnceLock::<Arc<PreparedKey>>::new());
+    if prepare && let Some(cached) = PreparedKeys::get(&key) {
+        let _ = prepared.set(cached);
+    }
     let mut work = VecDeque::new();
     let mut pending = VecDeque::new();
     let mut rest = records.into_iter();
@@ -505,7 +496,7 @@ fn check_ahead(
                     break;
                 };
                 let key = if prepare {
-                    Ok(prepared.get_or_init(|| PreparedKey::new(&key)))
+                    Ok(&**prepared.get_or_init(|| PreparedKeys::build(&key)))
                 } else {
                     Err(&key)
                 };
@@ -519,6 +510,41 @@ fn check_ahead(
         });
     }
     CheckedChunks { pending, stop }
+}
+
+/// The tables of the keys whose screens uploaded large batches last: a box
+/// catching up after an outage sends batch after batch, and each table
+/// costs about what checking 60 records does. Bounded: about 200 KiB each.
+struct PreparedKeys;
+
+impl PreparedKeys {
+    /// Keys kept.
+    const CAPACITY: usize = 16;
+
+    fn cache() -> &'static Mutex<VecDeque<Arc<PreparedKey>>> {
+        static CACHE: std::sync::OnceLock<Mutex<VecDeque<Arc<PreparedKey>>>> =
+            std::sync::OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(VecDeque::with_capacity(Self::CAPACITY)))
+    }
+
+    /// The cached table of `key`, now the most recently used.
+    fn get(key: &ed25519_dalek::VerifyingKey) -> Option<Arc<PreparedKey>> {
+        let mut cache = Self::cache().lock().unwrap_or_else(|p| p.into_inner());
+        let index = cache.iter().position(|p| p.key_bytes() == key.as_bytes())?;
+        let prepared = cache.remove(index)?;
+        cache.push_front(Arc::clone(&prepared));
+        Some(prepared)
+    }
+
+    /// Builds the table of `key` and caches it (dropping the least recently used).
+    fn build(key: &ed25519_dalek::VerifyingKey) -> Arc<PreparedKey> {
+        let prepared = Arc::new(PreparedKey::new(key));
+        let mut cache = Self::cache().lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|p| p.key_bytes() != key.as_bytes());
+        cache.truncate(Self::CAPACITY - 1);
+        cache.push_front(Arc::clone(&prepared));
+        prepared
+    }
 }
 
 /// Threads that check one upload: the cores this process may use, asked
@@ -598,13 +624,13 @@ fn outcome_from_str(outcome: &str) -> Outcome {
     }
 }
 
-/// Multi-row insert of verified records; returns the seqs that were new.
+/// Multi-row insert of verified records, none of them stored yet.
 async fn insert_records(
     tx: &mut WriteTx,
     screen: &DeviceScreen,
     records: &[&Verified],
     now: i64,
-) -> Result<Vec<u64>, AppError> {
+) -> Result<(), AppError> {
     let mut sql = String::with_capacity(300 + records.len() * RECORD_COLUMNS * 6);
     sql.push_str(
         "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
@@ -612,7 +638,8 @@ async fn insert_records(
          signature, venue_id, day, received_at_ms) VALUES ",
     );
     push_placeholders(&mut sql, tx.backend(), records.len(), RECORD_COLUMNS);
-    sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING RETURNING seq");
+    // The conflict clause only guards the invariant checked below.
+    sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING");
     let mut query = sqlx::query(&sql);
     for Verified { record, day } in records.iter().copied() {
         let body = &record.body;
@@ -638,8 +665,16 @@ async fn insert_records(
             .bind(day)
             .bind(now);
     }
-    let rows = query.fetch_all(&mut *tx.tx).await?;
-    rows.iter().map(|row| Ok(get_u64(row, "seq")?)).collect()
+    let written = query.execute(&mut *tx.tx).await?.rows_affected();
+    if written != records.len() as u64 {
+        // Another writer stored some of these seqs inside this transaction,
+        // which the write lock rules out; refuse rather than guess which.
+        return Err(AppError::internal(format!(
+            "stored {written} of {} proof-of-play rows that were not stored yet",
+            records.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Adds to airtime cells in multi-row upserts: per cell, the totals of
@@ -689,31 +724,78 @@ async fn add_rollups(
     Ok(())
 }
 
-/// Stored hashes of these seqs of a screen.
+/// Stored hashes of a screen's records with these seqs: one range scan
+/// when they are about contiguous (an upload), else lookups by list.
 async fn stored_hashes(
     tx: &mut WriteTx,
     screen_id: &str,
-    seqs: impl Iterator<Item = u64>,
+    seqs: &[u64],
 ) -> Result<HashMap<u64, String>, AppError> {
-    let seqs: Vec<u64> = seqs.collect();
-    let (Some(min), Some(max)) = (seqs.iter().min(), seqs.iter().max()) else {
+    let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else {
         return Ok(HashMap::new());
     };
-    let rows = sqlx::query(
-        "SELECT seq, hash FROM pop_records WHERE screen_id = $1 AND seq >= $2 AND seq <= $3",
-    )
-    .bind(screen_id)
-    .bind(to_i64(*min))
-    .bind(to_i64(*max))
-    .fetch_all(&mut *tx.tx)
-    .await?;
-    let wanted: std::collections::HashSet<u64> = seqs.iter().copied().collect();
-    let mut hashes = HashMap::new();
-    for row in &rows {
-        let seq = get_u64(row, "seq")?;
-        if wanted.contains(&seq) {
-            hashes.insert(seq, row.try_get("hash")?);
+    let rows = if last - first < 2 * seqs.len() as u64 {
+        sqlx::query(
+            "SELECT seq, hash FROM pop_records WHERE screen_id = $1 AND seq >= $2 AND seq <= $3",
+        )
+        .bind(screen_id)
+        .bind(to_i64(first))
+        .bind(to_i64(last))
+        .fetch_all(&mut *tx.tx)
+        .await?
+    } else {
+        let mut rows = Vec::new();
+        for part in seqs.chunks(400) {
+            let mut sql = String::from("SELECT seq, hash FROM pop_records WHERE seq IN ");
+            push_placeholders(&mut sql, tx.backend(), 1, part.len());
+            sql.push_str(
+                match tx.backend() {
+                    Backend::Sqlite => " AND screen_id = ?".to_owned(),
+                    Backend::Postgres => format!(" AND screen_id = ${}", part.len() + 1),
+                }
+                .as_str(),
+            );
+            let mut query = sqlx::query(&sql);
+            for seq in part {
+                query = query.bind(to_i64(*seq));
+            }
+            rows.extend(query.bind(screen_id).fetch_all(&mut *tx.tx).await?);
         }
+        rows
+    };
+    rows.iter()
+        .map(|row| Ok((get_u64(row, "seq")?, row.try_get("hash")?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    /// A key's table is built once and then reused; the least recently used
+    /// key drops out once more than the capacity have uploaded.
+    #[test]
+    fn prepared_keys_are_reused_and_bounded() {
+        let keys: Vec<ed25519_dalek::VerifyingKey> = (0..=PreparedKeys::CAPACITY as u8)
+            .map(|seed| SigningKey::from_bytes(&[seed.wrapping_add(101); 32]).verifying_key())
+            .collect();
+        let first = PreparedKeys::build(&keys[0]);
+        let again = PreparedKeys::get(&keys[0]).expect("cached after its build");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(again.key_bytes(), keys[0].as_bytes());
+        for key in &keys[1..] {
+            PreparedKeys::build(key);
+        }
+        assert!(
+            PreparedKeys::get(&keys[0]).is_none(),
+            "the oldest key is dropped"
+        );
+        assert!(PreparedKeys::get(&keys[1]).is_some());
+        let cached = PreparedKeys::cache()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        assert_eq!(cached, PreparedKeys::CAPACITY);
     }
-    Ok(hashes)
 }

@@ -18,6 +18,7 @@ both_backends!(
     a_fleet_uploading_at_once_is_stored_and_counted_once,
     rollups_of_a_batch_spanning_many_cells_match_the_records,
     findings_deep_inside_a_large_batch_and_gap_closing,
+    a_batch_of_scattered_seqs_finds_its_stored_records,
 );
 
 /// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
@@ -549,5 +550,57 @@ async fn findings_deep_inside_a_large_batch_and_gap_closing(backend: Backend) {
     assert_eq!(stored_count(&server).await, 300);
     assert_eq!(rollup_sum(&server, "plays", screen).await, 300);
     assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 300);
+    server.stop().await;
+}
+
+/// A batch whose seqs lie far apart (an agent resending a few old records
+/// with new ones) is matched against what is stored record by record:
+/// identical ones are duplicates, a different one a fork, the rest stored.
+async fn a_batch_of_scattered_seqs_finds_its_stored_records(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 300, EVENING_MS, 30_000);
+    let scattered: Vec<PlayRecord> = records[..5]
+        .iter()
+        .chain(&records[295..])
+        .cloned()
+        .collect();
+    let reply = ack(&server, &device, &scattered).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["acked_seq"].as_u64()),
+        (Some(10), Some(5)),
+        "{reply}"
+    );
+
+    let mut forged = records[297].clone();
+    forged.body.play_id = "forged".into();
+    let forged = seal(forged.body, &forged.prev_hash, &device.key).unwrap();
+    let mut again = scattered.clone();
+    again.push(records[5].clone());
+    again.push(forged.clone());
+    let reply = ack(&server, &device, &again).await;
+    assert_eq!(
+        (
+            reply["stored"].as_u64(),
+            reply["duplicates"].as_u64(),
+            reply["rejected"].as_u64(),
+            reply["acked_seq"].as_u64()
+        ),
+        (Some(1), Some(10), Some(1), Some(6)),
+        "{reply}"
+    );
+    let forks: Vec<&Value> = reply["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "fork")
+        .collect();
+    assert_eq!(forks.len(), 1, "{reply}");
+    assert_eq!(forks[0]["seq"], 298);
+    assert!(
+        forks[0]["detail"].as_str().unwrap().contains(&forged.hash),
+        "{reply}"
+    );
+    assert_eq!(stored_count(&server).await, 11);
     server.stop().await;
 }
