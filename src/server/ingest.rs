@@ -465,8 +465,9 @@ fn check_ahead(
     key: ed25519_dalek::VerifyingKey,
     tz: jiff::tz::TimeZone,
 ) -> CheckedChunks {
-    // Tables for the key pay for themselves from about a dozen records;
-    // the first thread to need them builds them.
+    // Tables for the key pay for themselves from about a dozen records:
+    // the cached ones of a recent upload, else the first thread to need
+    // them builds (and caches) them.
     let prepare = records.len() >= PREPARE_KEY_FROM;
     let prepared = Arc::new(std::sync::OnceLock::<Arc<PreparedKey>>::new());
     if prepare && let Some(cached) = PreparedKeys::get(&key) {
@@ -514,7 +515,7 @@ fn check_ahead(
 
 /// The tables of the keys whose screens uploaded large batches last: a box
 /// catching up after an outage sends batch after batch, and each table
-/// costs about what checking 60 records does. Bounded: about 200 KiB each.
+/// costs about what checking a few dozen records does. Bounded: about 200 KiB each.
 struct PreparedKeys;
 
 impl PreparedKeys {
