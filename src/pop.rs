@@ -195,19 +195,27 @@ pub enum PopError {
 /// refused so that every hash has exactly one text form and the chain can be
 /// compared as strings.
 fn parse_hash(field: &'static str, value: &str) -> Result<[u8; 32], PopError> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        }
+    }
     let malformed = || PopError::MalformedHash {
         field,
         value: value.to_owned(),
     };
-    if value.len() != 64
-        || !value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if value.len() != 64 {
         return Err(malformed());
     }
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(value, &mut bytes).map_err(|_| malformed())?;
+    for (byte, pair) in bytes.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
+            return Err(malformed());
+        };
+        *byte = high << 4 | low;
+    }
     Ok(bytes)
 }
 
@@ -224,17 +232,29 @@ impl PlayBody {
 /// `prev_hash` followed by the body's canonical bytes.
 pub fn record_hash(prev_hash: &str, body: &PlayBody) -> Result<String, PopError> {
     let prev = parse_hash("prev_hash", prev_hash)?;
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(body.canonical_bytes());
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(record_digest(&prev, body, &mut Vec::new())))
 }
 
+/// SHA-256 over the 32 raw bytes of `prev` and the canonical bytes of
+/// `body`, which are written into `scratch` (reused across records).
+fn record_digest(prev: &[u8; 32], body: &PlayBody, scratch: &mut Vec<u8>) -> [u8; 32] {
+    scratch.clear();
+    // Only strings, integers, booleans and a unit enum: serialisation cannot fail.
+    serde_json::to_writer(&mut *scratch, body).expect("a PlayBody always serialises to JSON");
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(&scratch[..]);
+    hasher.finalize().into()
+}
+
+/// Length of the message a record's signature covers.
+const SIGNED_MESSAGE_LEN: usize = SIGNATURE_DOMAIN.len() + 32;
+
 /// The message the screen key signs: [`SIGNATURE_DOMAIN`] then the 32 raw hash bytes.
-fn signed_message(hash: &[u8; 32]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SIGNATURE_DOMAIN.len() + 32);
-    message.extend_from_slice(SIGNATURE_DOMAIN);
-    message.extend_from_slice(hash);
+fn signed_message(hash: &[u8; 32]) -> [u8; SIGNED_MESSAGE_LEN] {
+    let mut message = [0u8; SIGNED_MESSAGE_LEN];
+    message[..SIGNATURE_DOMAIN.len()].copy_from_slice(SIGNATURE_DOMAIN);
+    message[SIGNATURE_DOMAIN.len()..].copy_from_slice(hash);
     message
 }
 
@@ -262,21 +282,30 @@ impl PlayRecord {
         self.verify_signature(key)
     }
 
-    fn verify_hash(&self) -> Result<(), PopError> {
-        parse_hash("hash", &self.hash)?;
-        let computed = record_hash(&self.prev_hash, &self.body)?;
-        if computed != self.hash {
+    /// Checks that `hash` is the hash of `prev_hash` and the body, and
+    /// returns its raw bytes (what the signature covers). `scratch` holds
+    /// the canonical bytes while they are hashed.
+    fn verify_hash_with(&self, scratch: &mut Vec<u8>) -> Result<[u8; 32], PopError> {
+        let stored = parse_hash("hash", &self.hash)?;
+        let prev = parse_hash("prev_hash", &self.prev_hash)?;
+        let computed = record_digest(&prev, &self.body, scratch);
+        if computed != stored {
             return Err(PopError::HashMismatch {
                 seq: self.body.seq,
                 stored: self.hash.clone(),
-                computed,
+                computed: hex::encode(computed),
             });
         }
-        Ok(())
+        Ok(stored)
+    }
+
+    fn verify_hash(&self) -> Result<(), PopError> {
+        self.verify_hash_with(&mut Vec::new()).map(|_| ())
     }
 
     fn verify_signature(&self, key: &impl StrictVerifier) -> Result<(), PopError> {
-        let (message, signature) = self.signed_parts()?;
+        let hash = parse_hash("hash", &self.hash)?;
+        let (message, signature) = self.signed_parts(&hash)?;
         if key.verifies_strictly(&message, &signature) {
             Ok(())
         } else {
@@ -284,17 +313,20 @@ impl PlayRecord {
         }
     }
 
-    /// The message the signature must cover and the signature, decoded.
-    fn signed_parts(&self) -> Result<(Vec<u8>, Signature), PopError> {
-        let seq = self.body.seq;
-        let hash = parse_hash("hash", &self.hash)?;
-        let raw = BASE64
-            .decode(&self.signature)
-            .map_err(|_| PopError::MalformedSignature { seq })?;
-        let raw: [u8; 64] = raw
-            .try_into()
-            .map_err(|_| PopError::MalformedSignature { seq })?;
-        Ok((signed_message(&hash), Signature::from_bytes(&raw)))
+    /// The message the signature must cover (for the record's raw `hash`)
+    /// and the signature, decoded.
+    fn signed_parts(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<([u8; SIGNED_MESSAGE_LEN], Signature), PopError> {
+        let malformed = || PopError::MalformedSignature { seq: self.body.seq };
+        // Room for what 88 base64 characters may decode to; exactly 64 must come out.
+        let mut raw = [0u8; 66];
+        let len = BASE64
+            .decode_slice(&self.signature, &mut raw)
+            .map_err(|_| malformed())?;
+        let raw: [u8; 64] = raw[..len].try_into().map_err(|_| malformed())?;
+        Ok((signed_message(hash), Signature::from_bytes(&raw)))
     }
 }
 
@@ -308,8 +340,12 @@ pub fn verify_records(
 ) -> Vec<Result<(), PopError>> {
     let mut results = Vec::with_capacity(records.len());
     let mut signed = Vec::with_capacity(records.len());
+    let mut scratch = Vec::with_capacity(512);
     for (index, record) in records.iter().enumerate() {
-        match record.verify_hash().and_then(|()| record.signed_parts()) {
+        match record
+            .verify_hash_with(&mut scratch)
+            .and_then(|hash| record.signed_parts(&hash))
+        {
             Ok(parts) => {
                 signed.push((index, parts));
                 results.push(Ok(()));
