@@ -203,7 +203,7 @@ async fn verify_signed(
     key: &VerifyingKey,
     method: &Method,
     path_and_query: &str,
-    body: &[u8],
+    body_sha256: &[u8; 32],
 ) -> Result<(), AppError> {
     let now = now_ms();
     if (now - header.ts_ms).abs() > REPLAY_WINDOW_MS {
@@ -213,7 +213,7 @@ async fn verify_signed(
             REPLAY_WINDOW_MS / 1000
         )));
     }
-    let body_hash = hex::encode(Sha256::digest(body));
+    let body_hash = hex::encode(body_sha256);
     let message = signing_string(
         method.as_str(),
         path_and_query,
@@ -272,37 +272,27 @@ fn path_and_query(parts: &Parts) -> String {
         .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
-/// Authenticates a device request whose header and body are known.
-async fn authenticate_device(
+/// The enrolled screen whose key id the header names, or why there is none
+/// (401: unknown key, or a key whose pairing still waits for approval).
+async fn signing_screen(
     state: &AppState,
-    parts: &Parts,
-    body: &[u8],
+    header: &DeviceAuthHeader,
 ) -> Result<DeviceScreen, AppError> {
-    let header = device_header(parts)?;
-    let Some(screen) = screen_by_key(state.db(), &header.key_id).await? else {
-        let pending: Option<i64> = sqlx::query_scalar(
-            "SELECT expires_at_ms FROM pairings WHERE key_id = $1 AND used_at_ms IS NULL ORDER BY expires_at_ms DESC LIMIT 1",
-        )
-        .bind(&header.key_id)
-        .fetch_optional(state.db().pool())
-        .await?;
-        return Err(AppError::Unauthorized(match pending {
-            Some(expires) if expires > now_ms() => {
-                "screen key not enrolled yet: its pairing code is waiting for approval".to_owned()
-            }
-            _ => format!("unknown screen key {}: enroll the box first", header.key_id),
-        }));
-    };
-    verify_signed(
-        state.db(),
-        &header,
-        &screen.key,
-        &parts.method,
-        &path_and_query(parts),
-        body,
+    if let Some(screen) = screen_by_key(state.db(), &header.key_id).await? {
+        return Ok(screen);
+    }
+    let pending: Option<i64> = sqlx::query_scalar(
+        "SELECT expires_at_ms FROM pairings WHERE key_id = $1 AND used_at_ms IS NULL ORDER BY expires_at_ms DESC LIMIT 1",
     )
+    .bind(&header.key_id)
+    .fetch_optional(state.db().pool())
     .await?;
-    Ok(screen)
+    Err(AppError::Unauthorized(match pending {
+        Some(expires) if expires > now_ms() => {
+            "screen key not enrolled yet: its pairing code is waiting for approval".to_owned()
+        }
+        _ => format!("unknown screen key {}: enroll the box first", header.key_id),
+    }))
 }
 
 /// Extractor: a signed device request from an enrolled screen, with its body.
@@ -316,19 +306,61 @@ pub struct DeviceRequest {
 impl FromRequest<AppState> for DeviceRequest {
     type Rejection = AppError;
 
+    /// Reads the body (hashing it as it arrives) while the screen is looked
+    /// up, then checks the signature and spends the nonce.
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
-        let body = read_limited(body, MAX_DEVICE_BODY_BYTES).await?;
-        let screen = authenticate_device(state, &parts, &body).await?;
+        let header = device_header(&parts)?;
+        let size_hint = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let (body, screen) = tokio::join!(
+            read_hashed(body, MAX_DEVICE_BODY_BYTES, size_hint),
+            signing_screen(state, &header)
+        );
+        let (body, body_sha256) = body?;
+        let screen = screen?;
+        verify_signed(
+            state.db(),
+            &header,
+            &screen.key,
+            &parts.method,
+            &path_and_query(&parts),
+            &body_sha256,
+        )
+        .await?;
         Ok(Self { screen, body })
     }
 }
 
 /// Reads a whole body up to `limit` bytes (413 beyond).
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, AppError> {
+    read_chunks(body, limit, None, |_| ()).await
+}
+
+/// Reads a whole body up to `limit` bytes (413 beyond) with its SHA-256,
+/// computed while the chunks arrive. `size_hint` (the declared length)
+/// sizes the buffer once.
+async fn read_hashed(
+    body: Body,
+    limit: usize,
+    size_hint: Option<usize>,
+) -> Result<(Bytes, [u8; 32]), AppError> {
+    let mut hasher = Sha256::new();
+    let body = read_chunks(body, limit, size_hint, |chunk| hasher.update(chunk)).await?;
+    Ok((body, hasher.finalize().into()))
+}
+
+async fn read_chunks(
+    body: Body,
+    limit: usize,
+    size_hint: Option<usize>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<Bytes, AppError> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
-    let mut collected = Vec::new();
+    let mut collected = Vec::with_capacity(size_hint.unwrap_or(0).min(limit));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
@@ -337,6 +369,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, AppError> {
                 "request body is larger than {limit} bytes"
             )));
         }
+        each(&chunk);
         collected.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(collected))
@@ -364,9 +397,18 @@ impl FromRequestParts<AppState> for DeviceOrPerson {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with(AUTH_SCHEME));
         if is_device {
-            Ok(Self::Device(Box::new(
-                authenticate_device(state, parts, b"").await?,
-            )))
+            let header = device_header(parts)?;
+            let screen = signing_screen(state, &header).await?;
+            verify_signed(
+                state.db(),
+                &header,
+                &screen.key,
+                &parts.method,
+                &path_and_query(parts),
+                &Sha256::digest(b"").into(),
+            )
+            .await?;
+            Ok(Self::Device(Box::new(screen)))
         } else {
             let auth = Auth::<Viewer>::from_request_parts(parts, state).await?;
             Ok(Self::Person(auth.caller))
@@ -450,7 +492,7 @@ pub async fn enroll(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Pair
         &key,
         &parts.method,
         &path_and_query(parts),
-        body,
+        &Sha256::digest(body).into(),
     )
     .await?;
     if let Some(screen) = screen_by_key(state.db(), &key_id).await? {

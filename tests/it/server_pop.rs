@@ -19,6 +19,7 @@ both_backends!(
     rollups_of_a_batch_spanning_many_cells_match_the_records,
     findings_deep_inside_a_large_batch_and_gap_closing,
     a_batch_of_scattered_seqs_finds_its_stored_records,
+    an_upload_refused_partway_through_stores_nothing,
 );
 
 /// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
@@ -602,5 +603,75 @@ async fn a_batch_of_scattered_seqs_finds_its_stored_records(backend: Backend) {
         "{reply}"
     );
     assert_eq!(stored_count(&server).await, 11);
+    server.stop().await;
+}
+
+/// The server reads an upload record by record and starts checking the
+/// first ones before the rest is read. An upload refused partway through
+/// (a malformed record, one naming another screen, one record over the
+/// limit, trailing garbage) is refused whole: 4xx naming the problem,
+/// nothing stored, and the next good upload goes through.
+async fn an_upload_refused_partway_through_stores_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 100, EVENING_MS, 30_000);
+    let array = |records: &[PlayRecord]| serde_json::to_string(records).unwrap();
+    let send = |body: Vec<u8>| {
+        let (server, device) = (&server, &device);
+        async move {
+            let response = device
+                .send(server, "POST", "/api/v1/device/pop", &body)
+                .await;
+            (response.status(), error_message(response).await)
+        }
+    };
+
+    // Record 100 is not a record (seq is text), after three chunks went to the checks.
+    let good = array(&records[..99]);
+    let body = format!("{},{{\"seq\":\"100\"}}]", &good[..good.len() - 1]);
+    let (status, message) = send(body.into_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    assert!(message.contains("invalid proof-of-play batch"), "{message}");
+
+    // Record 71 names another screen.
+    let mut foreign = records[..80].to_vec();
+    foreign[70].body.screen_id = "kyiv-silpo-2".into();
+    let (status, message) = send(array(&foreign).into_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    assert!(
+        message.contains("record seq 71 names screen \"kyiv-silpo-2\""),
+        "{message}"
+    );
+
+    // A well-formed array followed by more text.
+    let (status, message) = send(format!("{} []", array(&records)).into_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    assert!(message.contains("trailing characters"), "{message}");
+
+    // One record over the limit (the records need not verify: the count is
+    // refused while reading).
+    let limit = ekran::server::ingest::MAX_BATCH_RECORDS;
+    let oversize: Vec<PlayRecord> = (1..=limit as u64 + 1)
+        .map(|seq| {
+            let mut record = records[(seq as usize - 1) % records.len()].clone();
+            record.body.seq = seq;
+            record
+        })
+        .collect();
+    let (status, message) = send(array(&oversize).into_bytes()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{message}");
+    assert!(
+        message.contains(&format!("over the limit of {limit} records")),
+        "{message}"
+    );
+
+    assert_eq!(stored_count(&server).await, 0);
+    assert!(findings(&server).await.is_empty());
+    let reply = ack(&server, &device, &records).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["acked_seq"].as_u64()),
+        (Some(100), Some(100)),
+        "{reply}"
+    );
     server.stop().await;
 }

@@ -154,8 +154,7 @@ pub async fn upload_pop(
     State(state): State<AppState>,
     request: DeviceRequest,
 ) -> Result<impl IntoResponse, AppError> {
-    let records = ingest::parse_batch(&request.body)?;
-    let ack = ingest::ingest(&state, &request.screen, records).await?;
+    let ack = ingest::ingest(&state, &request.screen, &request.body).await?;
     Ok(axum::Json(ack))
 }
 
