@@ -147,6 +147,7 @@ pub async fn ingest(
     let mut pending: Vec<u64> = Vec::with_capacity(flush_rows);
     let mut inserted: Vec<u64> = Vec::with_capacity(MAX_BATCH_RECORDS.min(1024));
     let mut duplicates = 0;
+    let mut writer = Inserter::Idle(tx);
     let mut next = first_chunk;
     let mut received = 0;
     while let Some(chunk) = next {
@@ -190,7 +191,7 @@ pub async fn ingest(
                 .drain(..flush_rows)
                 .map(|seq| &valid[&seq])
                 .collect();
-            insert_records(&mut tx, screen, &rows, now).await?;
+            writer = writer.insert(screen, &rows, now).await?;
             inserted.extend(rows.iter().map(|row| row.record.body.seq));
         }
         next = checked.recv().await;
@@ -203,9 +204,10 @@ pub async fn ingest(
     }
     if !pending.is_empty() {
         let rows: Vec<&Verified> = pending.drain(..).map(|seq| &valid[&seq]).collect();
-        insert_records(&mut tx, screen, &rows, now).await?;
+        writer = writer.insert(screen, &rows, now).await?;
         inserted.extend(rows.iter().map(|row| row.record.body.seq));
     }
+    let mut tx = writer.finish().await?;
     // Every finding so far refused a record: a failed check or a fork.
     let rejected = findings.len() as u64;
     let inserted_set: HashSet<u64> = inserted.iter().copied().collect();
@@ -493,11 +495,21 @@ impl<'de> serde::de::Visitor<'de> for &mut BatchReader<'_> {
     }
 }
 
-/// One upload's checks: its records go to the [checking
-/// threads](check_threads) chunk by chunk and come back checked in the
-/// upload's order (the first valid record of a seq is the one kept, so
-/// order matters). Dropping it tells the checking threads to skip what is
-/// left of this upload.
+/// One upload's checks: its records are checked chunk by chunk, in order,
+/// on up to as many threads of the blocking pool as there are cores, and
+/// come back in the upload's order (the first valid record of a seq is the
+/// one kept, so order matters). Each upload has threads of its own, so
+/// that uploads of different screens are checked side by side (on
+/// PostgreSQL they also write side by side). A thread ends when the
+/// upload has no chunk waiting; the next chunk starts another. Dropping
+/// this tells the threads to skip what is left of the upload.
+///
+/// The threads run at normal priority. At `SCHED_IDLE` they let the
+/// upload's database round trips go first (on 2 cores `BEGIN IMMEDIATE`
+/// often waited 1.4 ms for a core behind them; the one-screen SQLite ratio
+/// went from 0.51 to 0.54), but on a loaded host the checks then starved
+/// while the upload's transaction held SQLite's write lock, and other
+/// writers failed with "database is locked" after the 10 s busy timeout.
 struct Checks {
     key: ed25519_dalek::VerifyingKey,
     tz: jiff::tz::TimeZone,
@@ -506,7 +518,16 @@ struct Checks {
     prepared: Arc<std::sync::OnceLock<Arc<PreparedKey>>>,
     dispatched: usize,
     pending: VecDeque<tokio::sync::oneshot::Receiver<Result<Vec<Checked>, AppError>>>,
+    backlog: Arc<Mutex<Backlog>>,
     stop: Arc<AtomicBool>,
+}
+
+/// An upload's chunks not yet taken by a checking thread, and how many of
+/// its threads run.
+#[derive(Default)]
+struct Backlog {
+    jobs: VecDeque<Box<dyn FnOnce() + Send>>,
+    threads: usize,
 }
 
 impl Checks {
@@ -517,6 +538,7 @@ impl Checks {
             prepared: Arc::new(std::sync::OnceLock::new()),
             dispatched: 0,
             pending: VecDeque::new(),
+            backlog: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -556,9 +578,31 @@ impl Checks {
                 stop.store(true, Ordering::Relaxed);
             }
         };
-        // Should the threads be gone, the job's sender drops with it and
-        // `recv` reports the checks as stopped.
-        let _ = check_threads().send(Box::new(job));
+        let start_thread = {
+            let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+            backlog.jobs.push_back(Box::new(job));
+            let start = backlog.threads < checking_threads();
+            backlog.threads += usize::from(start);
+            start
+        };
+        if start_thread {
+            let backlog = Arc::clone(&self.backlog);
+            tokio::task::spawn_blocking(move || {
+                loop {
+                    let job = {
+                        let mut backlog = backlog.lock().unwrap_or_else(|p| p.into_inner());
+                        let Some(job) = backlog.jobs.pop_front() else {
+                            backlog.threads -= 1;
+                            break;
+                        };
+                        job
+                    };
+                    // A panicking check loses its chunk (the upload fails
+                    // with "checks stopped"), not the chunks after it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        }
     }
 
     /// The next chunk in order; `None` after the last, or when the
@@ -573,67 +617,6 @@ impl Drop for Checks {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
-
-/// Work for a checking thread.
-type CheckJob = Box<dyn FnOnce() + Send>;
-
-/// The threads that check proof-of-play records, one per core, fed in
-/// order from one queue: the chunks of all uploads, first come first
-/// checked.
-///
-/// They run at idle priority (see [`lower_priority`]): checks are bulk
-/// work that can wait a moment, while a database round trip of the upload
-/// being checked, or a manifest fetch, should not wait behind them for the
-/// scheduler's time slice. On 2 cores at normal priority (or nice 10 or
-/// 19) that wait often made opening an ingest transaction take 1.4 ms
-/// instead of 0.1; `ekran bench ingest` on SQLite went from 0.51 to 0.54
-/// (one screen) and 0.46 to 0.49 (four at once), averages of four runs
-/// each, alternated. On a host whose cores are kept busy by other normal-priority work,
-/// ingest waits for them: uploads are then slower, never lost (the box
-/// keeps its journal until acknowledged).
-fn check_threads() -> &'static std::sync::mpsc::Sender<CheckJob> {
-    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<CheckJob>> =
-        std::sync::OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (sender, receiver) = std::sync::mpsc::channel::<CheckJob>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for index in 0..checking_threads() {
-            let receiver = Arc::clone(&receiver);
-            std::thread::Builder::new()
-                .name(format!("ekran-pop-check-{index}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(job) = next else { break };
-                        // A panicking check loses its chunk (the upload
-                        // fails with "checks stopped"), not the thread.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                })
-                .expect("the OS refused a thread for proof-of-play checks");
-        }
-        sender
-    })
-}
-
-/// Moves the calling thread to the `SCHED_IDLE` policy: it runs only on
-/// a core that no normal thread wants.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lower_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` lives across the call, which only reads it; pid 0 is
-    // the calling thread, and changing its own policy affects nothing else.
-    let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    if status != 0 {
-        let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, "cannot move a proof-of-play checking thread to SCHED_IDLE");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
 
 /// The tables of the keys whose screens uploaded large batches last: a box
 /// catching up after an outage sends batch after batch, and each table
@@ -743,57 +726,119 @@ fn outcome_from_str(outcome: &str) -> Outcome {
     }
 }
 
-/// Multi-row insert of verified records, none of them stored yet.
-async fn insert_records(
-    tx: &mut WriteTx,
+/// The upload's transaction while records are inserted, with at most one
+/// insert statement on its way: the next statement's values are bound
+/// (on this thread) while the database runs the previous one.
+enum Inserter {
+    Idle(WriteTx),
+    Running(RunningInsert),
+}
+
+/// An insert handed to the connection; it gives the transaction back.
+type RunningInsert =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (WriteTx, Result<(), AppError>)> + Send>>;
+
+impl Inserter {
+    /// Sends a multi-row insert of `records` (verified, none of them
+    /// stored yet) once the previous one is done, and returns without
+    /// waiting for its answer.
+    async fn insert(
+        self,
+        screen: &DeviceScreen,
+        records: &[&Verified],
+        now: i64,
+    ) -> Result<Self, AppError> {
+        let values = insert_values(screen, records, now)?;
+        let mut tx = self.finish().await?;
+        let mut sql = String::with_capacity(300 + records.len() * RECORD_COLUMNS * 6);
+        sql.push_str(
+            "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
+             started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
+             signature, venue_id, day, received_at_ms) VALUES ",
+        );
+        push_placeholders(&mut sql, tx.backend(), records.len(), RECORD_COLUMNS);
+        // The conflict clause only guards the invariant checked below.
+        sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING");
+        let expected = records.len() as u64;
+        let mut running: RunningInsert = Box::pin(async move {
+            let written = sqlx::query_with(&sql, values)
+                .execute(&mut *tx.tx)
+                .await
+                .map(|done| done.rows_affected());
+            let result = match written {
+                Ok(written) if written == expected => Ok(()),
+                // Another writer stored some of these seqs inside this
+                // transaction, which the write lock rules out; refuse
+                // rather than guess which.
+                Ok(written) => Err(AppError::internal(format!(
+                    "stored {written} of {expected} proof-of-play rows that were not stored yet"
+                ))),
+                Err(error) => Err(error.into()),
+            };
+            (tx, result)
+        });
+        // The first poll hands the statement to the connection.
+        match std::future::poll_fn(|cx| std::task::Poll::Ready(running.as_mut().poll(cx))).await {
+            std::task::Poll::Ready((tx, result)) => result.map(|()| Self::Idle(tx)),
+            std::task::Poll::Pending => Ok(Self::Running(running)),
+        }
+    }
+
+    /// Waits for the insert on its way, if any; the transaction.
+    async fn finish(self) -> Result<WriteTx, AppError> {
+        match self {
+            Self::Idle(tx) => Ok(tx),
+            Self::Running(running) => {
+                let (tx, result) = running.await;
+                result.map(|()| tx)
+            }
+        }
+    }
+}
+
+/// The values of a multi-row insert of `records`, owned (the connection
+/// needs them owned anyway), so they can be bound before the statement
+/// ahead of them is done.
+fn insert_values(
     screen: &DeviceScreen,
     records: &[&Verified],
     now: i64,
-) -> Result<(), AppError> {
-    let mut sql = String::with_capacity(300 + records.len() * RECORD_COLUMNS * 6);
-    sql.push_str(
-        "INSERT INTO pop_records (screen_id, seq, play_id, item_id, campaign, media_sha256, manifest_version, \
-         started_at_ms, ended_at_ms, duration_ms, frames_presented, frames_dropped, outcome, stale, prev_hash, hash, \
-         signature, venue_id, day, received_at_ms) VALUES ",
-    );
-    push_placeholders(&mut sql, tx.backend(), records.len(), RECORD_COLUMNS);
-    // The conflict clause only guards the invariant checked below.
-    sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING");
-    let mut query = sqlx::query(&sql);
+) -> Result<sqlx::any::AnyArguments<'static>, AppError> {
+    use sqlx::Arguments as _;
+    fn add<T>(values: &mut sqlx::any::AnyArguments<'static>, value: T) -> Result<(), AppError>
+    where
+        T: 'static + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        values
+            .add(value)
+            .map_err(|e| AppError::internal(format!("cannot bind a proof-of-play value: {e}")))
+    }
+    let mut values = sqlx::any::AnyArguments::default();
+    values.reserve(records.len() * RECORD_COLUMNS, 0);
     for Verified { record, day } in records.iter().copied() {
         let body = &record.body;
-        query = query
-            .bind(&screen.id)
-            .bind(to_i64(body.seq))
-            .bind(&body.play_id)
-            .bind(&body.item_id)
-            .bind(&body.campaign)
-            .bind(&body.media_sha256)
-            .bind(to_i64(body.manifest_version))
-            .bind(body.started_at_ms)
-            .bind(body.ended_at_ms)
-            .bind(to_i64(body.duration_ms))
-            .bind(to_i64(body.frames_presented))
-            .bind(to_i64(body.frames_dropped))
-            .bind(outcome_str(body.outcome))
-            .bind(i64::from(body.stale))
-            .bind(&record.prev_hash)
-            .bind(&record.hash)
-            .bind(&record.signature)
-            .bind(&screen.venue_id)
-            .bind(day)
-            .bind(now);
+        add(&mut values, screen.id.clone())?;
+        add(&mut values, to_i64(body.seq))?;
+        add(&mut values, body.play_id.clone())?;
+        add(&mut values, body.item_id.clone())?;
+        add(&mut values, body.campaign.clone())?;
+        add(&mut values, body.media_sha256.clone())?;
+        add(&mut values, to_i64(body.manifest_version))?;
+        add(&mut values, body.started_at_ms)?;
+        add(&mut values, body.ended_at_ms)?;
+        add(&mut values, to_i64(body.duration_ms))?;
+        add(&mut values, to_i64(body.frames_presented))?;
+        add(&mut values, to_i64(body.frames_dropped))?;
+        add(&mut values, outcome_str(body.outcome))?;
+        add(&mut values, i64::from(body.stale))?;
+        add(&mut values, record.prev_hash.clone())?;
+        add(&mut values, record.hash.clone())?;
+        add(&mut values, record.signature.clone())?;
+        add(&mut values, screen.venue_id.clone())?;
+        add(&mut values, day.clone())?;
+        add(&mut values, now)?;
     }
-    let written = query.execute(&mut *tx.tx).await?.rows_affected();
-    if written != records.len() as u64 {
-        // Another writer stored some of these seqs inside this transaction,
-        // which the write lock rules out; refuse rather than guess which.
-        return Err(AppError::internal(format!(
-            "stored {written} of {} proof-of-play rows that were not stored yet",
-            records.len()
-        )));
-    }
-    Ok(())
+    Ok(values)
 }
 
 /// Adds to airtime cells in multi-row upserts: per cell, the totals of

@@ -91,8 +91,10 @@ async fn upload(
 
 async fn ack(server: &TestServer, device: &TestDevice, records: &[PlayRecord]) -> Value {
     let response = upload(server, device, records).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 async fn findings(server: &TestServer) -> Vec<Value> {
