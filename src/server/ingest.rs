@@ -653,9 +653,13 @@ impl PreparedKeys {
     }
 }
 
-/// Threads that check uploads: the cores this process may use.
+/// Threads that check one upload: the cores this process may use, asked
+/// once (the standard library reads the cgroup's CPU quota files for it,
+/// which the ingest path should not do per chunk).
 fn checking_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// Checks each record's hash and signature (through the key's tables as one
