@@ -223,8 +223,15 @@ impl PlayBody {
     /// The canonical byte form the hash covers: compact JSON, fields in
     /// declaration order, no whitespace.
     pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.write_canonical(&mut bytes);
+        bytes
+    }
+
+    /// Appends [`canonical_bytes`](Self::canonical_bytes) to `out`.
+    fn write_canonical(&self, out: &mut Vec<u8>) {
         // Only strings, integers, booleans and a unit enum: serialisation cannot fail.
-        serde_json::to_vec(self).expect("a PlayBody always serialises to JSON")
+        serde_json::to_writer(out, self).expect("a PlayBody always serialises to JSON");
     }
 }
 
@@ -239,8 +246,7 @@ pub fn record_hash(prev_hash: &str, body: &PlayBody) -> Result<String, PopError>
 /// `body`, which are written into `scratch` (reused across records).
 fn record_digest(prev: &[u8; 32], body: &PlayBody, scratch: &mut Vec<u8>) -> [u8; 32] {
     scratch.clear();
-    // Only strings, integers, booleans and a unit enum: serialisation cannot fail.
-    serde_json::to_writer(&mut *scratch, body).expect("a PlayBody always serialises to JSON");
+    body.write_canonical(scratch);
     let mut hasher = Sha256::new();
     hasher.update(prev);
     hasher.update(&scratch[..]);
@@ -260,13 +266,13 @@ fn signed_message(hash: &[u8; 32]) -> [u8; SIGNED_MESSAGE_LEN] {
 
 /// Chains `body` after `prev_hash` and signs it with the screen key.
 pub fn seal(body: PlayBody, prev_hash: &str, key: &SigningKey) -> Result<PlayRecord, PopError> {
-    let hash = record_hash(prev_hash, &body)?;
-    let hash_bytes = parse_hash("hash", &hash)?;
-    let signature = key.sign(&signed_message(&hash_bytes));
+    let prev = parse_hash("prev_hash", prev_hash)?;
+    let hash = record_digest(&prev, &body, &mut Vec::new());
+    let signature = key.sign(&signed_message(&hash));
     Ok(PlayRecord {
         body,
         prev_hash: prev_hash.to_owned(),
-        hash,
+        hash: hex::encode(hash),
         signature: BASE64.encode(signature.to_bytes()),
     })
 }

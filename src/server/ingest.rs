@@ -532,10 +532,14 @@ struct Backlog {
 
 impl Checks {
     fn new(key: ed25519_dalek::VerifyingKey, tz: jiff::tz::TimeZone) -> Self {
+        let prepared = std::sync::OnceLock::new();
+        if let Some(cached) = PreparedKeys::get(&key) {
+            let _ = prepared.set(cached);
+        }
         Self {
             key,
             tz,
-            prepared: Arc::new(std::sync::OnceLock::new()),
+            prepared: Arc::new(prepared),
             dispatched: 0,
             pending: VecDeque::new(),
             backlog: Arc::default(),
@@ -548,12 +552,6 @@ impl Checks {
         self.dispatched += chunk.len();
         // Tables for the key pay for themselves from about a dozen records.
         let prepare = self.dispatched >= PREPARE_KEY_FROM;
-        if prepare
-            && self.prepared.get().is_none()
-            && let Some(cached) = PreparedKeys::get(&self.key)
-        {
-            let _ = self.prepared.set(cached);
-        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.pending.push_back(receiver);
         let (key, tz, prepared, stop) = (
