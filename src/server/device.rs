@@ -26,6 +26,10 @@
 //! exactly as sent (e.g. `/api/v1/device/manifest?wait=30`), and the body
 //! hash is that of the exact body bytes (of the empty string for none).
 //! Unknown keys, bad signatures, stale timestamps and reused nonces are 401.
+//! A proof-of-play upload spends its nonce inside the transaction that
+//! stores its records ([`SignedDeviceRequest`]): the two commit together, a
+//! replay is refused even while the first upload is still being stored,
+//! and an upload refused for its content (400) leaves its nonce unspent.
 
 use std::fmt::Write as _;
 
@@ -205,6 +209,20 @@ async fn verify_signed(
     path_and_query: &str,
     body_sha256: &[u8; 32],
 ) -> Result<(), AppError> {
+    check_signature(header, key, method, path_and_query, body_sha256)?
+        .spend(db.pool())
+        .await
+}
+
+/// Checks time and signature of a parsed header against `key`; the nonce
+/// it returns is still to be spent.
+fn check_signature(
+    header: &DeviceAuthHeader,
+    key: &VerifyingKey,
+    method: &Method,
+    path_and_query: &str,
+    body_sha256: &[u8; 32],
+) -> Result<Nonce, AppError> {
     let now = now_ms();
     if (now - header.ts_ms).abs() > REPLAY_WINDOW_MS {
         return Err(AppError::Unauthorized(format!(
@@ -226,21 +244,48 @@ async fn verify_signed(
             "device request signature does not verify (method, path, body or time differ from what was signed)".into(),
         )
     })?;
-    // Spend the nonce only after the signature holds, so nobody can burn a box's nonces.
-    let fresh = sqlx::query(
-        "INSERT INTO device_nonces (key_id, nonce, expires_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(&header.key_id)
-    .bind(&header.nonce)
-    .bind(now + 2 * REPLAY_WINDOW_MS)
-    .execute(db.pool())
-    .await?;
-    if fresh.rows_affected() == 0 {
-        return Err(AppError::Unauthorized(
-            "replayed device request (nonce already used)".into(),
-        ));
+    Ok(Nonce {
+        key_id: header.key_id.clone(),
+        nonce: header.nonce.clone(),
+        expires_at_ms: now + 2 * REPLAY_WINDOW_MS,
+    })
+}
+
+/// The nonce of a request whose signature holds, not yet spent: the
+/// request may act only once [`Nonce::spend`] succeeded (a replay fails
+/// there with 401). Spent only after the signature holds, so nobody can
+/// burn a box's nonces.
+#[must_use = "a request acts only after spending its nonce, else it can be replayed"]
+#[derive(Debug)]
+pub struct Nonce {
+    key_id: String,
+    nonce: String,
+    expires_at_ms: i64,
+}
+
+impl Nonce {
+    /// Records the nonce as used: on the pool, or inside the transaction
+    /// that does what the request asks, so that the two commit together
+    /// (a concurrent replay then waits for that transaction and is refused).
+    pub async fn spend<'e, E>(self, executor: E) -> Result<(), AppError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let fresh = sqlx::query(
+            "INSERT INTO device_nonces (key_id, nonce, expires_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.key_id)
+        .bind(self.nonce)
+        .bind(self.expires_at_ms)
+        .execute(executor)
+        .await?;
+        if fresh.rows_affected() == 0 {
+            return Err(AppError::Unauthorized(
+                "replayed device request (nonce already used)".into(),
+            ));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Deletes nonces past their replay window. Run periodically.
@@ -306,8 +351,34 @@ pub struct DeviceRequest {
 impl FromRequest<AppState> for DeviceRequest {
     type Rejection = AppError;
 
+    /// A [`SignedDeviceRequest`] whose nonce is spent at once.
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let signed = SignedDeviceRequest::from_request(request, state).await?;
+        signed.nonce.spend(state.db().pool()).await?;
+        Ok(Self {
+            screen: signed.screen,
+            body: signed.body,
+        })
+    }
+}
+
+/// Extractor: a device request whose signature holds, with its nonce
+/// still to be spent by the handler inside the transaction that does the
+/// work (a proof-of-play upload: the nonce and the records commit together).
+pub struct SignedDeviceRequest {
+    /// The authenticated screen.
+    pub screen: DeviceScreen,
+    /// The exact body bytes that were signed.
+    pub body: Bytes,
+    /// The request's nonce, to spend before acting.
+    pub nonce: Nonce,
+}
+
+impl FromRequest<AppState> for SignedDeviceRequest {
+    type Rejection = AppError;
+
     /// Reads the body (hashing it as it arrives) while the screen is looked
-    /// up, then checks the signature and spends the nonce.
+    /// up, then checks the signature.
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let header = device_header(&parts)?;
@@ -321,16 +392,18 @@ impl FromRequest<AppState> for DeviceRequest {
         );
         let (body, body_sha256) = body?;
         let screen = screen?;
-        verify_signed(
-            state.db(),
+        let nonce = check_signature(
             &header,
             &screen.key,
             &parts.method,
             &path_and_query(&parts),
             &body_sha256,
-        )
-        .await?;
-        Ok(Self { screen, body })
+        )?;
+        Ok(Self {
+            screen,
+            body,
+            nonce,
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use sqlx::Row;
 
 use super::AppState;
 use super::db::{Backend, WriteTx, get_u64, now_ms, push_placeholders, to_i64};
-use super::device::DeviceScreen;
+use super::device::{DeviceScreen, Nonce};
 use super::error::AppError;
 use crate::pop::{Outcome, PlayRecord, PopError};
 use crate::prepared_key::PreparedKey;
@@ -99,7 +99,9 @@ pub fn local_day(started_at_ms: i64, tz: &jiff::tz::TimeZone) -> Result<String, 
 }
 
 /// Verifies, stores and chains one upload (a JSON array of records) from
-/// an authenticated screen.
+/// an authenticated screen. The request's `nonce` is spent in the same
+/// transaction: a replay is refused (401) and an upload that fails leaves
+/// neither records nor a spent nonce behind.
 ///
 /// Checking signatures overlaps reading the upload and writing it: the
 /// records go to the checking threads in small chunks as they are read,
@@ -112,6 +114,7 @@ pub async fn ingest(
     state: &AppState,
     screen: &DeviceScreen,
     body: &[u8],
+    nonce: Nonce,
 ) -> Result<IngestAck, AppError> {
     let tz = jiff::tz::TimeZone::get(&screen.timezone).map_err(AppError::internal)?;
     let mut checked = Checks::new(screen.key, tz);
@@ -119,6 +122,7 @@ pub async fn ingest(
     let db = state.db();
     let expected = seqs.len();
     let mut tx = db.begin_write().await?;
+    nonce.spend(&mut *tx.tx).await?;
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",

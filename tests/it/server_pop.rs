@@ -20,6 +20,7 @@ both_backends!(
     findings_deep_inside_a_large_batch_and_gap_closing,
     a_batch_of_scattered_seqs_finds_its_stored_records,
     an_upload_refused_partway_through_stores_nothing,
+    a_replayed_upload_is_refused_even_while_the_first_is_being_stored,
 );
 
 /// 2026-11-28T21:30:00Z: 23:30 in Kyiv, so plays from here cross local midnight.
@@ -675,5 +676,52 @@ async fn an_upload_refused_partway_through_stores_nothing(backend: Backend) {
         (Some(100), Some(100)),
         "{reply}"
     );
+    server.stop().await;
+}
+
+/// The upload spends its request's nonce in the transaction that stores
+/// its records: of the same signed request sent several times at once,
+/// exactly one is stored and the others are refused as replays.
+async fn a_replayed_upload_is_refused_even_while_the_first_is_being_stored(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 300, EVENING_MS, 30_000);
+    let body = serde_json::to_vec(&records).unwrap();
+    let header = device.authorization("POST", "/api/v1/device/pop", &body);
+    let send = || {
+        let request = server
+            .client
+            .post(server.url("/api/v1/device/pop"))
+            .header("authorization", header.clone())
+            .body(body.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    let answers = futures_util::future::join_all((0..4).map(|_| send())).await;
+    let accepted: Vec<&(StatusCode, String)> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    let ack: Value = serde_json::from_str(&accepted[0].1).unwrap();
+    assert_eq!(
+        (ack["stored"].as_u64(), ack["acked_seq"].as_u64()),
+        (Some(300), Some(300)),
+        "{ack}"
+    );
+    for (status, text) in answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+    {
+        assert_eq!(*status, StatusCode::UNAUTHORIZED, "{text}");
+        assert!(text.contains("replayed"), "{text}");
+    }
+    let (status, text) = send().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert_eq!(stored_count(&server).await, 300);
+    assert!(findings(&server).await.is_empty());
     server.stop().await;
 }
