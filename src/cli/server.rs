@@ -581,6 +581,10 @@ pub enum BenchCmd {
         /// concurrency and sequentially, and the faster counts).
         #[arg(long, default_value_t = 4)]
         screens: usize,
+        /// Rounds of endpoint and raw runs; each ratio printed is the
+        /// median of the rounds' ratios.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+        rounds: u16,
         /// Manifest fetches for the 304 figure.
         #[arg(long, default_value_t = 2_000)]
         fetches: usize,
@@ -628,6 +632,7 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
                 records,
                 batch,
                 screens,
+                rounds,
                 fetches,
                 concurrency,
                 database_url,
@@ -637,30 +642,43 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
                     targets.push(("postgresql", BenchDb::Postgres(url)));
                 }
                 for (name, db) in targets {
-                    let result = bench::ingest(&db, records, batch, screens).await?;
+                    let result =
+                        bench::ingest(&db, records, batch, screens, usize::from(rounds)).await?;
+                    let each = |ratio: &dyn Fn(&bench::IngestRound) -> f64| {
+                        let ratios: Vec<String> = result
+                            .rounds
+                            .iter()
+                            .map(|round| format!("{:.2}", ratio(round)))
+                            .collect();
+                        ratios.join(" ")
+                    };
                     println!(
-                        "{name:<10} PoP ingest, one screen: HTTP {:>9.0} records/s, raw bulk insert {:>9.0} records/s, ratio {:.2} (target >= 0.50; {} records in batches of {})",
-                        result.http_per_sec,
-                        result.raw_per_sec,
+                        "{name:<10} PoP ingest, one screen: HTTP {:>9.0} records/s, raw bulk insert {:>9.0} records/s, ratio {:.2} (target >= 0.50; median of {} rounds: {}; {} records in batches of {})",
+                        result.http_per_sec(),
+                        result.raw_per_sec(),
                         result.ratio(),
+                        result.rounds.len(),
+                        each(&bench::IngestRound::ratio),
                         result.records,
                         result.batch
                     );
-                    let fleet = &result.fleet;
+                    let fleet = &result.rounds[result.rounds.len() / 2].fleet;
+                    let faster = if fleet.raw_best_is_concurrent() {
+                        "concurrent"
+                    } else {
+                        "sequential"
+                    };
                     println!(
-                        "{name:<10} PoP ingest, {} screens at once: HTTP {:>9.0} records/s, raw bulk insert {:>9.0} records/s sequential, {:>9.0} records/s {} at once; ratio {:.2} against the faster ({}) (target >= 0.50; {} records)",
+                        "{name:<10} PoP ingest, {} screens at once: ratio {:.2} against the faster raw insert (target >= 0.50; median of {} rounds: {}; {} records); middle round: HTTP {:>9.0} records/s, raw bulk insert {:>9.0} records/s sequential, {:>9.0} records/s {} at once ({faster} faster)",
                         fleet.screens,
+                        result.fleet_ratio(),
+                        result.rounds.len(),
+                        each(&|round| round.fleet.ratio()),
+                        fleet.records,
                         fleet.http_per_sec,
                         fleet.raw_sequential_per_sec,
                         fleet.raw_concurrent_per_sec,
                         fleet.screens,
-                        fleet.ratio(),
-                        if fleet.raw_best_is_concurrent() {
-                            "concurrent"
-                        } else {
-                            "sequential"
-                        },
-                        fleet.records
                     );
                     println!(
                         "{name:<10} strict signature and hash checks alone: {:>9.0} records/s on {} cores; run one after the other with the raw insert they cap the one-screen ratio at {:.2}",
