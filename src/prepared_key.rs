@@ -95,6 +95,16 @@ enum Engine {
     Ifma,
 }
 
+/// Which engine checks signatures on this CPU, in words (benchmarks print
+/// it: the AVX-512 IFMA engine checks about three times as fast).
+pub fn engine_description() -> &'static str {
+    match Engine::best() {
+        Engine::Scalar => "64-bit scalar engine (this CPU has no AVX-512 IFMA)",
+        #[cfg(target_arch = "x86_64")]
+        Engine::Ifma => "AVX-512 IFMA engine, 8 signatures at a time",
+    }
+}
+
 impl Engine {
     /// The fastest engine this CPU runs (asked once).
     fn best() -> Engine {

@@ -681,9 +681,10 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
                         fleet.screens,
                     );
                     println!(
-                        "{name:<10} strict signature and hash checks alone: {:>9.0} records/s on {} cores; run one after the other with the raw insert they cap the one-screen ratio at {:.2}",
+                        "{name:<10} strict signature and hash checks alone: {:>9.0} records/s on {} cores ({}); run one after the other with the raw insert they cap the one-screen ratio at {:.2}",
                         result.verify_per_sec,
                         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                        ekran::prepared_key::engine_description(),
                         result.verify_ceiling()
                     );
                     let fetched = bench::manifest_304(&db, fetches, concurrency).await?;

@@ -213,14 +213,15 @@ impl Db {
         })
     }
 
-    /// Rows per multi-row INSERT of `columns` values each (written with
-    /// [`push_placeholders`]). SQLite statements stay near 500 parameters,
-    /// so writes start while later records are still being checked.
-    /// PostgreSQL takes up to 65535 and gains from fewer round trips.
-    pub fn insert_chunk_rows(&self, columns: usize) -> usize {
+    /// The most rows of `columns` values one multi-row INSERT (written with
+    /// [`push_placeholders`]) may carry: the backend's limit on bound
+    /// parameters, 32766 for SQLite (the bundled build's
+    /// `SQLITE_MAX_VARIABLE_NUMBER`) and 65535 for PostgreSQL (the wire
+    /// protocol's 16-bit count).
+    pub fn max_statement_rows(&self, columns: usize) -> usize {
         let parameters = match self.backend {
-            Backend::Sqlite => 500,
-            Backend::Postgres => 8000,
+            Backend::Sqlite => 32766,
+            Backend::Postgres => 65535,
         };
         (parameters / columns.max(1)).max(1)
     }

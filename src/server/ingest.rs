@@ -688,14 +688,15 @@ fn check_chunk(
         .collect()
 }
 
-/// Rows per multi-row insert of records: the backend's statement size, but
-/// at most [`MAX_INSERT_ROWS`] so that writes start while later chunks are
-/// still being checked.
+/// Rows per multi-row insert of records: at most [`MAX_INSERT_ROWS`], so
+/// that writes start while later chunks are still being checked.
 fn insert_rows_per_statement(db: &super::db::Db) -> usize {
-    db.insert_chunk_rows(RECORD_COLUMNS).min(MAX_INSERT_ROWS)
+    db.max_statement_rows(RECORD_COLUMNS).min(MAX_INSERT_ROWS)
 }
 
-/// See [`insert_rows_per_statement`].
+/// See [`insert_rows_per_statement`]. Measured on SQLite against the raw
+/// insert's one statement per batch: 25 rows per statement was about 10 %
+/// slower end to end than 100, and 250 or 500 no faster than 100.
 const MAX_INSERT_ROWS: usize = 100;
 
 /// Sums of one rollup cell.
