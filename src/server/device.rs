@@ -203,7 +203,7 @@ pub async fn screen_by_key(db: &Db, key_id: &str) -> Result<Option<DeviceScreen>
 /// Checks time and signature of a parsed header against `key`, then spends its nonce.
 async fn verify_signed(
     db: &Db,
-    header: &DeviceAuthHeader,
+    header: DeviceAuthHeader,
     key: &VerifyingKey,
     method: &Method,
     path_and_query: &str,
@@ -215,9 +215,9 @@ async fn verify_signed(
 }
 
 /// Checks time and signature of a parsed header against `key`; the nonce
-/// it returns is still to be spent.
+/// it returns (the header's own strings) is still to be spent.
 fn check_signature(
-    header: &DeviceAuthHeader,
+    header: DeviceAuthHeader,
     key: &VerifyingKey,
     method: &Method,
     path_and_query: &str,
@@ -245,8 +245,8 @@ fn check_signature(
         )
     })?;
     Ok(Nonce {
-        key_id: header.key_id.clone(),
-        nonce: header.nonce.clone(),
+        key_id: header.key_id,
+        nonce: header.nonce,
         expires_at_ms: now + 2 * REPLAY_WINDOW_MS,
     })
 }
@@ -393,7 +393,7 @@ impl FromRequest<AppState> for SignedDeviceRequest {
         let (body, body_sha256) = body?;
         let screen = screen?;
         let nonce = check_signature(
-            &header,
+            header,
             &screen.key,
             &parts.method,
             &path_and_query(&parts),
@@ -474,7 +474,7 @@ impl FromRequestParts<AppState> for DeviceOrPerson {
             let screen = signing_screen(state, &header).await?;
             verify_signed(
                 state.db(),
-                &header,
+                header,
                 &screen.key,
                 &parts.method,
                 &path_and_query(parts),
@@ -561,7 +561,7 @@ pub async fn enroll(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Pair
     }
     verify_signed(
         state.db(),
-        &header,
+        header,
         &key,
         &parts.method,
         &path_and_query(parts),
