@@ -499,11 +499,23 @@ async fn findings_deep_inside_a_large_batch_and_gap_closing(backend: Backend) {
     forged.body.play_id = "forged".into();
     let forged = seal(forged.body, &forged.prev_hash, &device.key).unwrap();
     batch.push(forged);
+    // Seq 150 arrives first with a signature by another key, then as
+    // itself: the first copy is refused, the genuine one stored (the
+    // server writes rows ahead of their checks; this one must be replaced).
+    let impostor = TestDevice::new();
+    let foreign = seal(
+        records[149].body.clone(),
+        &records[149].prev_hash,
+        &impostor.key,
+    )
+    .unwrap();
+    assert_eq!(foreign.hash, records[149].hash);
+    batch.insert(149, foreign);
     let reply = ack(&server, &device, &batch).await;
     assert_eq!(reply["acked_seq"], 119, "{reply}");
     assert_eq!(
         (reply["stored"].as_u64(), reply["rejected"].as_u64()),
-        (Some(249), Some(2))
+        (Some(249), Some(3))
     );
     let kinds: Vec<(String, u64)> = reply["findings"]
         .as_array()
@@ -516,13 +528,26 @@ async fn findings_deep_inside_a_large_batch_and_gap_closing(backend: Backend) {
             )
         })
         .collect();
-    for expected in [("bad_hash", 120), ("fork", 200), ("gap", 120)] {
+    for expected in [
+        ("bad_hash", 120),
+        ("bad_signature", 150),
+        ("fork", 200),
+        ("gap", 120),
+    ] {
         assert!(
             kinds.contains(&(expected.0.to_owned(), expected.1)),
             "{expected:?} in {kinds:?}"
         );
     }
     let screen = device.screen_id.as_deref().unwrap();
+    // What is stored are the records as sealed: the genuine 150, no 120.
+    let stored: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, signature FROM pop_records WHERE seq IN (120, 150) ORDER BY seq",
+    )
+    .fetch_all(server.state.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, [(150, records[149].signature.clone())]);
     assert_eq!(rollup_sum(&server, "plays", screen).await, 249);
     assert_eq!(rollup_sum(&server, "verified_plays", screen).await, 119);
 
