@@ -188,7 +188,8 @@ pub async fn ingest(
     // stored.
     let mut findings = Vec::new();
     let mut valid: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut keep: Vec<u64> = Vec::with_capacity(batch.len);
+    // The seqs this call stores (once step 3 has made the rows match).
+    let mut inserted: Vec<u64> = Vec::with_capacity(batch.len);
     let mut duplicates = 0;
     let mut received = 0;
     for (index, chunk) in batch.chunks.iter().enumerate() {
@@ -230,7 +231,7 @@ pub async fn ingest(
                             seq,
                             detail: format!("a different record for seq {seq} is already stored ({hash}); refused {}", record.hash),
                         }),
-                        None => keep.push(seq),
+                        None => inserted.push(seq),
                     }
                     valid.insert(seq, ordinal);
                 }
@@ -244,6 +245,15 @@ pub async fn ingest(
         )));
     }
 
+    // A valid record and its day (every valid record has one, see above).
+    let kept = |seq: &u64| {
+        let ordinal = valid[seq];
+        (
+            batch.get(ordinal),
+            days[ordinal].as_deref().unwrap_or_default(),
+        )
+    };
+
     // 3. Make the written rows the kept ones: nothing to do unless a record
     // failed its checks. A row written for a seq is kept when it is that
     // seq's first valid record (stored seqs were never written).
@@ -254,15 +264,12 @@ pub async fn ingest(
         .map(|(seq, _)| *seq)
         .collect();
     delete_records(&mut tx, &screen.id, &refused).await?;
-    let unwritten: Vec<NewRow<'_>> = keep
+    let unwritten: Vec<NewRow<'_>> = inserted
         .iter()
         .filter(|seq| written.get(seq) != valid.get(seq))
         .map(|seq| {
-            let ordinal = valid[seq];
-            NewRow {
-                record: batch.get(ordinal),
-                day: days[ordinal].as_deref().unwrap_or_default(),
-            }
+            let (record, day) = kept(seq);
+            NewRow { record, day }
         })
         .collect();
     let mut writer = Inserter::Idle(tx);
@@ -272,16 +279,7 @@ pub async fn ingest(
     let mut tx = writer.finish().await?;
     // Every finding so far refused a record: a failed check or a fork.
     let rejected = findings.len() as u64;
-    let inserted = keep;
     let inserted_set: HashSet<u64> = inserted.iter().copied().collect();
-    // A valid record and its day (every valid record has one, see above).
-    let kept = |seq: &u64| {
-        let ordinal = valid[seq];
-        (
-            batch.get(ordinal),
-            days[ordinal].as_deref().unwrap_or_default(),
-        )
-    };
 
     // 4. Rollup cells (venue, campaign, local day): totals of the new rows,
     // and the verified share of every record the chain head passes below.
@@ -968,20 +966,40 @@ async fn add_rollups(
 /// Deletes a screen's records with these seqs (written ahead of verdicts
 /// that refused them).
 async fn delete_records(tx: &mut WriteTx, screen_id: &str, seqs: &[u64]) -> Result<(), AppError> {
-    for part in seqs.chunks(400) {
-        let mut sql = String::from("DELETE FROM pop_records WHERE seq IN ");
-        push_placeholders(&mut sql, tx.backend(), 1, part.len());
-        sql.push_str(&match tx.backend() {
-            Backend::Sqlite => " AND screen_id = ?".to_owned(),
-            Backend::Postgres => format!(" AND screen_id = ${}", part.len() + 1),
-        });
-        let mut query = sqlx::query(&sql);
-        for seq in part {
-            query = query.bind(to_i64(*seq));
-        }
-        query.bind(screen_id).execute(&mut *tx.tx).await?;
+    for part in seqs.chunks(SEQS_PER_STATEMENT) {
+        let sql = of_screen_seqs("DELETE FROM pop_records", tx.backend(), part.len());
+        bind_screen_seqs(sqlx::query(&sql), screen_id, part)
+            .execute(&mut *tx.tx)
+            .await?;
     }
     Ok(())
+}
+
+/// Seqs per statement that names them in a list.
+const SEQS_PER_STATEMENT: usize = 400;
+
+/// `statement` restricted to one screen's records with `count` listed seqs,
+/// for [`bind_screen_seqs`].
+fn of_screen_seqs(statement: &str, backend: Backend, count: usize) -> String {
+    let mut sql = format!("{statement} WHERE seq IN ");
+    push_placeholders(&mut sql, backend, 1, count);
+    match backend {
+        Backend::Sqlite => sql.push_str(" AND screen_id = ?"),
+        Backend::Postgres => sql.push_str(&format!(" AND screen_id = ${}", count + 1)),
+    }
+    sql
+}
+
+/// Binds the values of an [`of_screen_seqs`] statement.
+fn bind_screen_seqs<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    screen_id: &'q str,
+    seqs: &[u64],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for seq in seqs {
+        query = query.bind(to_i64(*seq));
+    }
+    query.bind(screen_id)
 }
 
 /// Stored hashes of a screen's records with these seqs: one range scan
@@ -1005,21 +1023,17 @@ async fn stored_hashes(
         .await?
     } else {
         let mut rows = Vec::new();
-        for part in seqs.chunks(400) {
-            let mut sql = String::from("SELECT seq, hash FROM pop_records WHERE seq IN ");
-            push_placeholders(&mut sql, tx.backend(), 1, part.len());
-            sql.push_str(
-                match tx.backend() {
-                    Backend::Sqlite => " AND screen_id = ?".to_owned(),
-                    Backend::Postgres => format!(" AND screen_id = ${}", part.len() + 1),
-                }
-                .as_str(),
+        for part in seqs.chunks(SEQS_PER_STATEMENT) {
+            let sql = of_screen_seqs(
+                "SELECT seq, hash FROM pop_records",
+                tx.backend(),
+                part.len(),
             );
-            let mut query = sqlx::query(&sql);
-            for seq in part {
-                query = query.bind(to_i64(*seq));
-            }
-            rows.extend(query.bind(screen_id).fetch_all(&mut *tx.tx).await?);
+            rows.extend(
+                bind_screen_seqs(sqlx::query(&sql), screen_id, part)
+                    .fetch_all(&mut *tx.tx)
+                    .await?,
+            );
         }
         rows
     };
