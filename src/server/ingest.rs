@@ -23,7 +23,7 @@ use sqlx::Row as _;
 
 use super::AppState;
 use super::db::{Backend, WriteTx, get_u64, now_ms, push_placeholders, to_i64};
-use super::device::{DeviceScreen, Nonce};
+use super::device::{DeviceScreen, SignatureCheck};
 use super::error::AppError;
 use crate::pop::{Outcome, PlayRecord, PopError};
 use crate::prepared_key::PreparedKey;
@@ -103,9 +103,10 @@ fn start_out_of_range(started_at_ms: i64) -> AppError {
 }
 
 /// Verifies, stores and chains one upload (a JSON array of records) from
-/// an authenticated screen. The request's `nonce` is spent in the same
-/// transaction: a replay is refused (401) and an upload that fails leaves
-/// neither records nor a spent nonce behind.
+/// a screen, once the request's `signature` holds (the body is parsed
+/// while it is checked; nothing else happens before). The request's nonce
+/// is spent in the same transaction: a replay is refused (401) and an
+/// upload that fails leaves neither records nor a spent nonce behind.
 ///
 /// Checking signatures overlaps reading the upload and writing it: the
 /// records go to the checking threads in small chunks as they are read
@@ -125,11 +126,16 @@ pub async fn ingest(
     state: &AppState,
     screen: &DeviceScreen,
     body: &[u8],
-    nonce: Nonce,
+    signature: SignatureCheck,
 ) -> Result<IngestAck, AppError> {
     let tz = jiff::tz::TimeZone::get(&screen.timezone).map_err(AppError::internal)?;
     let mut checks = Checks::new(screen.key);
-    let batch = read_batch(body, screen, &mut checks)?;
+    // Read while the request's signature is checked; a refused signature
+    // is the answer whatever the body holds.
+    let read = read_batch(body, screen, &mut checks, &signature);
+    let nonce = signature.wait().await?;
+    let mut batch = read?;
+    batch.dispatch_held(&mut checks);
     let db = state.db();
     let mut tx = db.begin_write().await?;
     nonce.spend(&mut *tx.tx).await?;
@@ -255,62 +261,66 @@ pub async fn ingest(
     };
 
     // 3. Make the written rows the kept ones: nothing to do unless a record
-    // failed its checks. A row written for a seq is kept when it is that
-    // seq's first valid record (stored seqs were never written).
+    // was refused (every such record raised a finding). A row written for a
+    // seq is kept when it is that seq's first valid record (stored seqs
+    // were never written).
     let mut tx = writer.finish().await?;
-    let refused: Vec<u64> = written
-        .iter()
-        .filter(|&(seq, ordinal)| valid.get(seq) != Some(ordinal))
-        .map(|(seq, _)| *seq)
-        .collect();
-    delete_records(&mut tx, &screen.id, &refused).await?;
-    let unwritten: Vec<NewRow<'_>> = inserted
-        .iter()
-        .filter(|seq| written.get(seq) != valid.get(seq))
-        .map(|seq| {
-            let (record, day) = kept(seq);
-            NewRow { record, day }
-        })
-        .collect();
-    let mut writer = Inserter::Idle(tx);
-    for rows in unwritten.chunks(flush_rows) {
-        writer = writer.insert(screen, rows, now).await?;
+    if !findings.is_empty() {
+        let refused: Vec<u64> = written
+            .iter()
+            .filter(|&(seq, ordinal)| valid.get(seq) != Some(ordinal))
+            .map(|(seq, _)| *seq)
+            .collect();
+        delete_records(&mut tx, &screen.id, &refused).await?;
+        let unwritten: Vec<NewRow<'_>> = inserted
+            .iter()
+            .filter(|seq| written.get(seq) != valid.get(seq))
+            .map(|seq| {
+                let (record, day) = kept(seq);
+                NewRow { record, day }
+            })
+            .collect();
+        let mut writer = Inserter::Idle(tx);
+        for rows in unwritten.chunks(flush_rows) {
+            writer = writer.insert(screen, rows, now).await?;
+        }
+        tx = writer.finish().await?;
     }
-    let mut tx = writer.finish().await?;
     // Every finding so far refused a record: a failed check or a fork.
     let rejected = findings.len() as u64;
-    let inserted_set: HashSet<u64> = inserted.iter().copied().collect();
 
     // 4. Rollup cells (venue, campaign, local day): totals of the new rows,
-    // and the verified share of every record the chain head passes below.
-    let mut cells: HashMap<CellKey<'_>, (Rollup, Rollup)> = HashMap::new();
-    for seq in &inserted {
-        let (record, day) = kept(seq);
-        cells
-            .entry(cell(&screen.venue_id, record, day))
-            .or_default()
-            .0
-            .add(record.body.duration_ms, record.body.outcome);
-    }
-
+    // and the verified share of every record the chain head passes.
     // 5. Advance the verified chain head as far as records link. Fast path
     // in memory over the rows this call stored (the usual upload continues
-    // the chain); then the database, for rows stored earlier beyond a gap
-    // that this batch closed. The same scan finds the next stored record
-    // beyond the head, which tells whether a gap remains.
+    // the chain), in the same pass as the totals; then the database, for
+    // rows stored earlier beyond a gap that this batch closed. The same
+    // scan finds the next stored record beyond the head, which tells
+    // whether a gap remains.
+    let mut cells: HashMap<CellKey<'_>, (Rollup, Rollup)> = HashMap::new();
     let before = acked_seq;
-    for seq in valid.range(acked_seq + 1..).map(|(seq, _)| seq) {
-        let (record, day) = kept(seq);
-        if *seq != acked_seq + 1 || !inserted_set.contains(seq) || record.prev_hash != acked_hash {
-            break;
+    let mut linking = true;
+    for (&seq, &ordinal) in &valid {
+        if stored.contains_key(&seq) {
+            // Not stored by this call: the head stops short of it.
+            linking &= seq <= acked_seq;
+            continue;
         }
-        acked_seq = *seq;
-        acked_hash.clone_from(&record.hash);
-        cells
+        let record = batch.get(ordinal);
+        let day = days[ordinal].as_deref().unwrap_or_default();
+        let sums = cells
             .entry(cell(&screen.venue_id, record, day))
-            .or_default()
-            .1
-            .add(record.body.duration_ms, record.body.outcome);
+            .or_default();
+        sums.0.add(record.body.duration_ms, record.body.outcome);
+        if linking && seq > acked_seq {
+            if seq == acked_seq + 1 && record.prev_hash == acked_hash {
+                acked_seq = seq;
+                acked_hash.clone_from(&record.hash);
+                sums.1.add(record.body.duration_ms, record.body.outcome);
+            } else {
+                linking = false;
+            }
+        }
     }
     let mut beyond_fast_path = false;
     let mut next_stored: Option<u64> = None;
@@ -434,9 +444,20 @@ pub(crate) const PREPARE_KEY_FROM: usize = 16;
 struct Batch {
     chunks: Vec<Arc<Vec<PlayRecord>>>,
     len: usize,
+    /// How many of the chunks went to the checks (the others wait for the
+    /// request's signature).
+    dispatched: usize,
 }
 
 impl Batch {
+    /// Hands the chunks not checked yet to `checks`.
+    fn dispatch_held(&mut self, checks: &mut Checks) {
+        for chunk in &self.chunks[self.dispatched..] {
+            checks.dispatch(Arc::clone(chunk));
+        }
+        self.dispatched = self.chunks.len();
+    }
+
     /// The record at `ordinal` (its index in the upload).
     fn get(&self, ordinal: usize) -> &PlayRecord {
         &self.chunks[ordinal / CHECK_CHUNK][ordinal % CHECK_CHUNK]
@@ -479,18 +500,27 @@ fn check_finding(seq: u64, error: &PopError) -> NewFinding {
     }
 }
 
-/// Reads an upload's JSON array record by record and hands every
-/// [`CHECK_CHUNK`] records to `checks` as soon as they are read, so that
-/// checking starts while the rest is parsed. Refuses records that name
+/// Reads an upload's JSON array record by record and, once the request's
+/// `signature` holds, hands every [`CHECK_CHUNK`] records to `checks` as
+/// soon as they are read, so that checking starts while the rest is
+/// parsed (chunks read before are held, see [`Batch::dispatch_held`]).
+/// Stops early when the signature fails. Refuses records that name
 /// another screen or a seq out of range, and uploads over
 /// [`MAX_BATCH_RECORDS`].
-fn read_batch(body: &[u8], screen: &DeviceScreen, checks: &mut Checks) -> Result<Batch, AppError> {
+fn read_batch(
+    body: &[u8],
+    screen: &DeviceScreen,
+    checks: &mut Checks,
+    signature: &SignatureCheck,
+) -> Result<Batch, AppError> {
     let mut reader = BatchReader {
         screen,
         checks,
+        signature,
         batch: Batch {
             chunks: Vec::new(),
             len: 0,
+            dispatched: 0,
         },
         chunk: Vec::with_capacity(CHECK_CHUNK),
         refused: None,
@@ -507,7 +537,7 @@ fn read_batch(body: &[u8], screen: &DeviceScreen, checks: &mut Checks) -> Result
         ))
     })?;
     if !reader.chunk.is_empty() {
-        reader.hand_over(Vec::new());
+        reader.hand_over(Vec::new())?;
     }
     Ok(reader.batch)
 }
@@ -516,6 +546,7 @@ fn read_batch(body: &[u8], screen: &DeviceScreen, checks: &mut Checks) -> Result
 struct BatchReader<'a> {
     screen: &'a DeviceScreen,
     checks: &'a mut Checks,
+    signature: &'a SignatureCheck,
     batch: Batch,
     chunk: Vec<PlayRecord>,
     /// Why a well-formed record was refused (reading stops there).
@@ -544,17 +575,27 @@ impl BatchReader<'_> {
         self.batch.len += 1;
         self.chunk.push(record);
         if self.chunk.len() == CHECK_CHUNK {
-            self.hand_over(Vec::with_capacity(CHECK_CHUNK));
+            self.hand_over(Vec::with_capacity(CHECK_CHUNK))?;
         }
         Ok(())
     }
 
-    /// Sends the chunk read so far to the checks (and keeps it in the
-    /// batch), going on with `next`.
-    fn hand_over(&mut self, next: Vec<PlayRecord>) {
+    /// Keeps the chunk read so far in the batch, going on with `next`, and
+    /// sends it to the checks (with any held before) once the request's
+    /// signature holds. Refuses to read on when the signature fails.
+    fn hand_over(&mut self, next: Vec<PlayRecord>) -> Result<(), AppError> {
         let chunk = Arc::new(std::mem::replace(&mut self.chunk, next));
-        self.checks.dispatch(Arc::clone(&chunk));
         self.batch.chunks.push(chunk);
+        match self.signature.settled() {
+            Some(true) => self.batch.dispatch_held(self.checks),
+            Some(false) => {
+                return Err(AppError::Unauthorized(
+                    "device request signature does not verify".into(),
+                ));
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 

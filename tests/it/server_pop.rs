@@ -14,6 +14,7 @@ both_backends!(
     auditor_export_verifies_offline,
     batches_are_stored_once_even_when_uploaded_concurrently,
     gaps_forks_and_bad_signatures_become_findings,
+    a_record_linking_to_the_wrong_predecessor_is_a_broken_link,
     airtime_report_counts_local_days_and_verified_share,
     a_fleet_uploading_at_once_is_stored_and_counted_once,
     rollups_of_a_batch_spanning_many_cells_match_the_records,
@@ -217,6 +218,54 @@ async fn gaps_forks_and_bad_signatures_become_findings(backend: Backend) {
     for kind in ["gap", "fork", "bad_signature", "bad_hash"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+    server.stop().await;
+}
+
+/// A record signed by the screen but chained to the wrong predecessor is
+/// stored (it is the screen's own statement) but the verified chain head
+/// stops before it, and a broken-link finding says where.
+async fn a_record_linking_to_the_wrong_predecessor_is_a_broken_link(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let device = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-1").await;
+    let records = chain(&device, 6, EVENING_MS, 30_000);
+    let relinked =
+        |index: usize, prev: &str| seal(records[index].body.clone(), prev, &device.key).unwrap();
+
+    // Alone, after the head: seq 4 links to record 2 instead of 3.
+    assert_eq!(ack(&server, &device, &records[..3]).await["acked_seq"], 3);
+    let wrong = relinked(3, &records[1].hash);
+    let reply = ack(&server, &device, std::slice::from_ref(&wrong)).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["acked_seq"].as_u64()),
+        (Some(1), Some(3)),
+        "{reply}"
+    );
+    assert_eq!(reply["findings"].as_array().unwrap().len(), 1, "{reply}");
+    assert_eq!(reply["findings"][0]["kind"], "broken_link", "{reply}");
+    assert_eq!(reply["findings"][0]["seq"], 4, "{reply}");
+    // The record that does link is now a different record for a stored seq.
+    let reply = ack(&server, &device, &records[3..4]).await;
+    assert_eq!(reply["findings"][0]["kind"], "fork", "{reply}");
+    assert_eq!(reply["acked_seq"], 3, "{reply}");
+
+    // Inside a batch: seq 3 of another screen links to genesis, 4 to the real 3.
+    let other = TestDevice::enroll_approved(&server, "kyiv-1", &[], "kyiv-silpo-2").await;
+    let theirs = chain(&other, 4, EVENING_MS, 30_000);
+    let mut batch = theirs.clone();
+    batch[2] = seal(theirs[2].body.clone(), GENESIS_HASH, &other.key).unwrap();
+    let reply = ack(&server, &other, &batch).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["acked_seq"].as_u64()),
+        (Some(4), Some(2)),
+        "{reply}"
+    );
+    let kinds: Vec<(&str, u64)> = reply["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("broken_link", 3)], "{reply}");
     server.stop().await;
 }
 
@@ -692,6 +741,33 @@ async fn an_upload_refused_partway_through_stores_nothing(backend: Backend) {
         message.contains(&format!("over the limit of {limit} records")),
         "{message}"
     );
+
+    // Signed for another body: refused for the signature (401) whatever the
+    // body holds, even while valid records were being read (the body is
+    // parsed while the signature is checked).
+    let signed_for = |signed: &[u8], sent: Vec<u8>| {
+        let header = device.authorization("POST", "/api/v1/device/pop", signed);
+        let request = server
+            .client
+            .post(server.url("/api/v1/device/pop"))
+            .header("authorization", header)
+            .body(sent);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), error_message(response).await)
+        }
+    };
+    let valid = array(&records).into_bytes();
+    for sent in [
+        valid.clone(),
+        b"{not json".to_vec(),
+        array(&foreign).into_bytes(),
+        array(&oversize).into_bytes(),
+    ] {
+        let (status, message) = signed_for(&valid[..valid.len() - 1], sent).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{message}");
+        assert!(message.contains("does not verify"), "{message}");
+    }
 
     assert_eq!(stored_count(&server).await, 0);
     assert!(findings(&server).await.is_empty());

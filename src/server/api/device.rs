@@ -14,7 +14,7 @@ use super::admin::load_screens;
 use crate::server::AppState;
 use crate::server::auth::{Admin, Auth};
 use crate::server::db::now_ms;
-use crate::server::device::{self, Approval, DeviceRequest, SignedDeviceRequest, read_limited};
+use crate::server::device::{self, Approval, DeviceRequest, PendingDeviceRequest, read_limited};
 use crate::server::error::{ApiJson, ApiQuery, AppError};
 use crate::server::{ingest, publish};
 
@@ -152,9 +152,9 @@ pub async fn manifest(
 /// `POST /api/v1/device/pop`: a JSON array of proof-of-play records.
 pub async fn upload_pop(
     State(state): State<AppState>,
-    request: SignedDeviceRequest,
+    request: PendingDeviceRequest,
 ) -> Result<impl IntoResponse, AppError> {
-    let ack = ingest::ingest(&state, &request.screen, &request.body, request.nonce).await?;
+    let ack = ingest::ingest(&state, &request.screen, &request.body, request.signature).await?;
     Ok(axum::Json(ack))
 }
 
