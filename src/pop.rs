@@ -1035,6 +1035,38 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_is_64_lowercase_hex_digits_and_nothing_else() {
+        let hash = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            parse_hash("hash", &hash).unwrap().to_vec(),
+            hex::decode(&hash).unwrap()
+        );
+        // Every byte value in every position: accepted exactly when it is a
+        // lowercase hex digit, and then decoded as one.
+        for position in 0..64 {
+            for byte in 0..=255u8 {
+                let mut text = hash.clone().into_bytes();
+                text[position] = byte;
+                let Ok(text) = String::from_utf8(text) else {
+                    continue;
+                };
+                let parsed = parse_hash("hash", &text);
+                if byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase() {
+                    assert_eq!(parsed.unwrap().to_vec(), hex::decode(&text).unwrap());
+                } else {
+                    assert!(
+                        matches!(parsed, Err(PopError::MalformedHash { field: "hash", .. })),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        for length in [0, 63, 65, 128] {
+            assert!(parse_hash("hash", &"a".repeat(length)).is_err());
+        }
+    }
+
+    #[test]
     fn sealed_record_verifies_and_round_trips_through_json() {
         let record = &chain(1)[0];
         let json = serde_json::to_string(record).unwrap();
