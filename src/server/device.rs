@@ -448,12 +448,17 @@ impl FromRequest<AppState> for PendingDeviceRequest {
     }
 }
 
-/// The check of a [`PendingDeviceRequest`]'s body hash and signature,
-/// running on the blocking pool.
+/// The check of a [`PendingDeviceRequest`]'s body hash and signature:
+/// done at once for a small body, else running on the blocking pool.
 #[must_use = "a request acts only once its signature holds"]
 pub struct SignatureCheck {
     outcome: std::sync::Arc<std::sync::atomic::AtomicU8>,
-    task: tokio::task::JoinHandle<Result<Nonce, AppError>>,
+    check: Check,
+}
+
+enum Check {
+    Done(Result<Nonce, AppError>),
+    Running(tokio::task::JoinHandle<Result<Nonce, AppError>>),
 }
 
 impl SignatureCheck {
@@ -461,6 +466,12 @@ impl SignatureCheck {
     const HOLDS: u8 = 1;
     const FAILS: u8 = 2;
 
+    /// Bodies smaller than this are checked at once, on the calling
+    /// thread: hashing them costs less than handing them to another.
+    const INLINE_BELOW: usize = 16 * 1024;
+
+    /// Starts the check. The thread it runs on only ever computes (the
+    /// body has arrived), so a slow client holds none.
     fn start(
         header: DeviceAuthHeader,
         key: VerifyingKey,
@@ -469,7 +480,8 @@ impl SignatureCheck {
         body: Bytes,
     ) -> Self {
         let outcome = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Self::RUNNING));
-        let task = tokio::task::spawn_blocking({
+        let inline = body.len() < Self::INLINE_BELOW;
+        let run = {
             let outcome = std::sync::Arc::clone(&outcome);
             move || {
                 let body_sha256: [u8; 32] = Sha256::digest(&body).into();
@@ -482,8 +494,13 @@ impl SignatureCheck {
                 outcome.store(settled, std::sync::atomic::Ordering::Release);
                 checked
             }
-        });
-        Self { outcome, task }
+        };
+        let check = if inline {
+            Check::Done(run())
+        } else {
+            Check::Running(tokio::task::spawn_blocking(run))
+        };
+        Self { outcome, check }
     }
 
     /// Without waiting: `Some(true)` once the signature is known to hold,
@@ -498,9 +515,12 @@ impl SignatureCheck {
     /// Waits for the check: the request's nonce (still to be spent) when
     /// the signature holds, else the refusal (401).
     pub async fn wait(self) -> Result<Nonce, AppError> {
-        self.task.await.map_err(|e| {
-            AppError::internal(format!("the device request's signature check failed: {e}"))
-        })?
+        match self.check {
+            Check::Done(checked) => checked,
+            Check::Running(task) => task.await.map_err(|e| {
+                AppError::internal(format!("the device request's signature check failed: {e}"))
+            })?,
+        }
     }
 }
 
