@@ -351,65 +351,31 @@ pub struct DeviceRequest {
 impl FromRequest<AppState> for DeviceRequest {
     type Rejection = AppError;
 
-    /// A [`SignedDeviceRequest`] whose nonce is spent at once.
+    /// A [`PendingDeviceRequest`] whose signature is waited for and whose
+    /// nonce is spent at once.
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let signed = SignedDeviceRequest::from_request(request, state).await?;
-        signed.nonce.spend(state.db().pool()).await?;
+        let pending = PendingDeviceRequest::from_request(request, state).await?;
+        pending
+            .signature
+            .wait()
+            .await?
+            .spend(state.db().pool())
+            .await?;
         Ok(Self {
-            screen: signed.screen,
-            body: signed.body,
+            screen: pending.screen,
+            body: pending.body,
         })
     }
 }
 
-/// Extractor: a device request whose signature holds, with its nonce
-/// still to be spent by the handler inside the transaction that does the
-/// work.
-pub struct SignedDeviceRequest {
-    /// The authenticated screen.
-    pub screen: DeviceScreen,
-    /// The exact body bytes that were signed.
-    pub body: Bytes,
-    /// The request's nonce, to spend before acting.
-    pub nonce: Nonce,
-}
-
-impl FromRequest<AppState> for SignedDeviceRequest {
-    type Rejection = AppError;
-
-    /// Reads the body (hashing it as it arrives) while the screen is looked
-    /// up, then checks the signature.
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let header = device_header(&parts)?;
-        let (body, screen) = tokio::join!(
-            read_hashed(body, MAX_DEVICE_BODY_BYTES, content_length(&parts)),
-            signing_screen(state, &header)
-        );
-        let (body, body_sha256) = body?;
-        let screen = screen?;
-        let nonce = check_signature(
-            header,
-            &screen.key,
-            &parts.method,
-            &path_and_query(&parts),
-            &body_sha256,
-        )?;
-        Ok(Self {
-            screen,
-            body,
-            nonce,
-        })
-    }
-}
-
-/// Extractor for a proof-of-play upload: a device request of an enrolled
-/// screen whose signature is still being checked, on a thread of its own,
-/// while the handler reads the body. Hashing a batch of 500 records (about
-/// 320 KB) takes about 0.15 ms that the handler spends parsing it
-/// instead. The handler may do nothing but read the body until
-/// [`SignatureCheck::wait`] has returned the nonce: no check, no write,
-/// no answer but the refusal.
+/// Extractor: a device request of an enrolled screen whose signature is
+/// still being checked (on a thread of its own for a large body) while
+/// the handler reads the body; its nonce is then to be spent by the
+/// handler, inside the transaction that does the work. A proof-of-play
+/// upload parses its records meanwhile: hashing a batch of 500 records
+/// (about 320 KB) takes about 0.15 ms. The handler may do nothing but read
+/// the body until [`SignatureCheck::wait`] has returned the nonce: no
+/// check, no write, no answer but the refusal.
 pub struct PendingDeviceRequest {
     /// The screen the request names by its key id (not authenticated yet).
     pub screen: DeviceScreen,
@@ -428,7 +394,7 @@ impl FromRequest<AppState> for PendingDeviceRequest {
         let (parts, body) = request.into_parts();
         let header = device_header(&parts)?;
         let (body, screen) = tokio::join!(
-            read_chunks(body, MAX_DEVICE_BODY_BYTES, content_length(&parts), |_| ()),
+            read_chunks(body, MAX_DEVICE_BODY_BYTES, content_length(&parts)),
             signing_screen(state, &header)
         );
         let body = body?;
@@ -534,27 +500,15 @@ fn content_length(parts: &Parts) -> Option<usize> {
 
 /// Reads a whole body up to `limit` bytes (413 beyond).
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, AppError> {
-    read_chunks(body, limit, None, |_| ()).await
+    read_chunks(body, limit, None).await
 }
 
-/// Reads a whole body up to `limit` bytes (413 beyond) with its SHA-256,
-/// computed while the chunks arrive. `size_hint` (the declared length)
-/// sizes the buffer once.
-async fn read_hashed(
-    body: Body,
-    limit: usize,
-    size_hint: Option<usize>,
-) -> Result<(Bytes, [u8; 32]), AppError> {
-    let mut hasher = Sha256::new();
-    let body = read_chunks(body, limit, size_hint, |chunk| hasher.update(chunk)).await?;
-    Ok((body, hasher.finalize().into()))
-}
-
+/// Reads a whole body up to `limit` bytes (413 beyond); `size_hint` (the
+/// declared length) sizes the buffer once.
 async fn read_chunks(
     body: Body,
     limit: usize,
     size_hint: Option<usize>,
-    mut each: impl FnMut(&[u8]),
 ) -> Result<Bytes, AppError> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
@@ -567,7 +521,6 @@ async fn read_chunks(
                 "request body is larger than {limit} bytes"
             )));
         }
-        each(&chunk);
         collected.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(collected))
