@@ -99,17 +99,31 @@ enum Engine {
 /// it: the AVX-512 IFMA engine checks about three times as fast).
 pub fn engine_description() -> &'static str {
     match Engine::best() {
+        #[cfg(target_arch = "x86_64")]
+        Engine::Scalar if ifma::available() => {
+            "64-bit scalar engine, chosen although this CPU has AVX-512 IFMA"
+        }
         Engine::Scalar => "64-bit scalar engine (this CPU has no AVX-512 IFMA)",
         #[cfg(target_arch = "x86_64")]
         Engine::Ifma => "AVX-512 IFMA engine, 8 signatures at a time",
     }
 }
 
+/// Makes this process check signatures on the 64-bit scalar engine, as a
+/// CPU without AVX-512 IFMA does (for benchmarks). Has no effect once a
+/// signature was checked; says whether it took effect.
+pub fn use_scalar_engine() -> bool {
+    ENGINE.set(Engine::Scalar).is_ok()
+}
+
+/// The engine of this process, chosen once.
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
 impl Engine {
-    /// The fastest engine this CPU runs (asked once).
+    /// The fastest engine this CPU runs (asked once), unless
+    /// [`use_scalar_engine`] chose the scalar one first.
     fn best() -> Engine {
-        static BEST: OnceLock<Engine> = OnceLock::new();
-        *BEST.get_or_init(|| {
+        *ENGINE.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             if ifma::available() {
                 return Engine::Ifma;

@@ -594,6 +594,10 @@ pub enum BenchCmd {
         /// PostgreSQL to measure as well (postgres://…).
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Check signatures on the 64-bit scalar engine even where the CPU
+        /// has AVX-512 IFMA: the figures of a CPU without it.
+        #[arg(long)]
+        scalar_engine: bool,
     },
     /// Airtime report from the rollups against a raw GROUP BY over the same
     /// plays (target ≥ 100× at 10 million plays).
@@ -636,7 +640,11 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
                 fetches,
                 concurrency,
                 database_url,
+                scalar_engine,
             } => {
+                if scalar_engine {
+                    ekran::prepared_key::use_scalar_engine();
+                }
                 let mut targets = vec![("sqlite", BenchDb::Sqlite)];
                 if let Some(url) = database_url.filter(|url| url.starts_with("postgres")) {
                     targets.push(("postgresql", BenchDb::Postgres(url)));

@@ -31,3 +31,46 @@ async fn bench_harness_runs(backend: Backend) {
     let report = bench::report(&db, 2_000).await.unwrap();
     assert!(report.rows > 0 && report.speedup().is_finite());
 }
+
+/// `ekran bench ingest --scalar-engine` measures the engine of a CPU
+/// without AVX-512 IFMA wherever it runs, and says so.
+#[tokio::test]
+async fn bench_ingest_can_check_on_the_scalar_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ekran"))
+        .args([
+            "bench",
+            "ingest",
+            "--scalar-engine",
+            "--records",
+            "60",
+            "--batch",
+            "20",
+        ])
+        .args([
+            "--screens",
+            "2",
+            "--rounds",
+            "1",
+            "--fetches",
+            "4",
+            "--concurrency",
+            "2",
+        ])
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("PoP ingest, one screen"), "{stdout}");
+    assert!(
+        stdout.contains("checks alone") && stdout.contains("(64-bit scalar engine"),
+        "{stdout}"
+    );
+}
