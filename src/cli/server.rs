@@ -642,9 +642,10 @@ pub fn run_bench(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
                 database_url,
                 scalar_engine,
             } => {
-                if scalar_engine {
-                    ekran::prepared_key::use_scalar_engine();
-                }
+                anyhow::ensure!(
+                    !scalar_engine || ekran::prepared_key::use_scalar_engine(),
+                    "the signature engine was chosen before --scalar-engine could take effect"
+                );
                 let mut targets = vec![("sqlite", BenchDb::Sqlite)];
                 if let Some(url) = database_url.filter(|url| url.starts_with("postgres")) {
                     targets.push(("postgresql", BenchDb::Postgres(url)));

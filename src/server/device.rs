@@ -417,21 +417,25 @@ impl FromRequest<AppState> for PendingDeviceRequest {
 /// The check of a [`PendingDeviceRequest`]'s body hash and signature:
 /// done at once for a small body, else running on the blocking pool.
 #[must_use = "a request acts only once its signature holds"]
-pub struct SignatureCheck {
-    outcome: std::sync::Arc<std::sync::atomic::AtomicU8>,
-    check: Check,
-}
+pub struct SignatureCheck(Check);
 
 enum Check {
     Done(Result<Nonce, AppError>),
-    Running(tokio::task::JoinHandle<Result<Nonce, AppError>>),
+    Running {
+        task: tokio::task::JoinHandle<Result<Nonce, AppError>>,
+        /// [`Check::RUNNING`] until the task has decided, then
+        /// [`Check::HOLDS`] or [`Check::FAILS`].
+        outcome: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    },
 }
 
-impl SignatureCheck {
+impl Check {
     const RUNNING: u8 = 0;
     const HOLDS: u8 = 1;
     const FAILS: u8 = 2;
+}
 
+impl SignatureCheck {
     /// Bodies smaller than this are checked at once, on the calling
     /// thread: hashing them costs less than handing them to another.
     const INLINE_BELOW: usize = 16 * 1024;
@@ -445,45 +449,51 @@ impl SignatureCheck {
         path_and_query: String,
         body: Bytes,
     ) -> Self {
-        let outcome = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Self::RUNNING));
         let inline = body.len() < Self::INLINE_BELOW;
-        let run = {
+        let check = move || {
+            let body_sha256: [u8; 32] = Sha256::digest(&body).into();
+            check_signature(header, &key, &method, &path_and_query, &body_sha256)
+        };
+        if inline {
+            return Self(Check::Done(check()));
+        }
+        let outcome = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Check::RUNNING));
+        let task = tokio::task::spawn_blocking({
             let outcome = std::sync::Arc::clone(&outcome);
             move || {
-                let body_sha256: [u8; 32] = Sha256::digest(&body).into();
-                let checked = check_signature(header, &key, &method, &path_and_query, &body_sha256);
+                let checked = check();
                 let settled = if checked.is_ok() {
-                    Self::HOLDS
+                    Check::HOLDS
                 } else {
-                    Self::FAILS
+                    Check::FAILS
                 };
                 outcome.store(settled, std::sync::atomic::Ordering::Release);
                 checked
             }
-        };
-        let check = if inline {
-            Check::Done(run())
-        } else {
-            Check::Running(tokio::task::spawn_blocking(run))
-        };
-        Self { outcome, check }
+        });
+        Self(Check::Running { task, outcome })
     }
 
     /// Without waiting: `Some(true)` once the signature is known to hold,
     /// `Some(false)` once it is known not to, `None` while it is checked.
     pub fn settled(&self) -> Option<bool> {
-        match self.outcome.load(std::sync::atomic::Ordering::Acquire) {
-            Self::RUNNING => None,
-            settled => Some(settled == Self::HOLDS),
+        match &self.0 {
+            Check::Done(checked) => Some(checked.is_ok()),
+            Check::Running { outcome, .. } => {
+                match outcome.load(std::sync::atomic::Ordering::Acquire) {
+                    Check::RUNNING => None,
+                    settled => Some(settled == Check::HOLDS),
+                }
+            }
         }
     }
 
     /// Waits for the check: the request's nonce (still to be spent) when
     /// the signature holds, else the refusal (401).
     pub async fn wait(self) -> Result<Nonce, AppError> {
-        match self.check {
+        match self.0 {
             Check::Done(checked) => checked,
-            Check::Running(task) => task.await.map_err(|e| {
+            Check::Running { task, .. } => task.await.map_err(|e| {
                 AppError::internal(format!("the device request's signature check failed: {e}"))
             })?,
         }

@@ -639,12 +639,12 @@ impl<'de> serde::de::Visitor<'de> for &mut BatchReader<'_> {
 /// thread's time slice (a few ms). On the 2-core development box this took
 /// one screen's SQLite uploads from a ratio of about 0.47 to about 0.51
 /// and four screens' from about 0.50 to about 0.56 against the raw insert.
-/// At `SCHED_IDLE` they let the
-/// upload's database round trips go first (on 2 cores `BEGIN IMMEDIATE`
-/// often waited 1.4 ms for a core behind them; the one-screen SQLite ratio
-/// went from 0.51 to 0.54), but on a loaded host the checks then starved
-/// while the upload's transaction held SQLite's write lock, and other
-/// writers failed with "database is locked" after the 10 s busy timeout.
+/// At `SCHED_IDLE` they let the upload's database round trips go first (on
+/// 2 cores `BEGIN IMMEDIATE` often waited 1.4 ms for a core behind them;
+/// the one-screen SQLite ratio went from 0.51 to 0.54), but on a loaded
+/// host the checks then starved while the upload's transaction held
+/// SQLite's write lock, and other writers failed with "database is locked"
+/// after the 10 s busy timeout.
 struct Checks {
     key: ed25519_dalek::VerifyingKey,
     /// The key's tables: the cached ones of a recent upload, else built (and
