@@ -62,18 +62,22 @@
 //! a time on fiat-crypto.  Both engines feed the same inversion, encoding
 //! and comparison, and the tests hold every decision of each to dalek's.
 //!
-//! Sizes: the basepoint table uses `w = 7` (37 positions × 64 points of
-//! 120 bytes, 278 KiB, built once per process); the per-key table uses
-//! `w = 5` (51 positions × 16 points, 96 KiB: 816 point additions and a
+//! Sizes: the basepoint table uses `w = 8` (32 positions × 128 points of
+//! 120 bytes, 480 KiB, built once per process); the per-key table uses
+//! `w = 6` (43 positions × 32 points, 161 KiB: 1376 point additions and a
 //! batch inversion); with IFMA each table holds its points a second time as
-//! gather words.  A verification then costs 37 + 51 mixed additions, a
+//! gather words.  A verification then costs 32 + 43 mixed additions, a
 //! share of one batch inversion, SHA-512 and two byte encodings.  Measured
-//! on the 2-core x86-64 development box (release build, best of 15 runs of
-//! 500 valid signatures in batches of 32): 2.8 µs per signature with IFMA,
-//! 8.8 µs on the scalar engine, 33.6 µs for dalek's `verify_strict` (its
-//! AVX2 backend); 0.2 ms to build a key's table.  The table build does not
-//! pay off for tiny batches: for fewer than about 16 signatures per key,
-//! plain `VerifyingKey::verify_strict` is faster.
+//! on the 2-core x86-64 development box (AMD EPYC, Zen 4; release build,
+//! best of 15 runs of 2000 valid signatures in batches of 32): 3.6 µs per
+//! signature with IFMA, 11.1 µs on the scalar engine, 37.5 µs for dalek's
+//! `verify_strict` (its AVX2 backend); 0.6 ms to build a key's table.  The
+//! windows of 7 and 5 bits used before cost 4.1 and 12.5 µs per signature
+//! (0.37 ms per key table); a 7-bit key window would save another 0.2 µs
+//! but take 1.05 ms to build, which a fleet of boxes that each upload a
+//! few hundred records after an outage would not earn back.  The table
+//! build does not pay off for tiny batches: for fewer than about 16
+//! signatures per key, plain `VerifyingKey::verify_strict` is faster.
 
 use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, EIGHT_TORSION};
 use curve25519_dalek::scalar::Scalar;
@@ -134,9 +138,9 @@ impl Engine {
 }
 
 /// Window width (bits per signed digit) of the process-wide basepoint table.
-pub(crate) const W_BASE: usize = 7;
+pub(crate) const W_BASE: usize = 8;
 /// Window width (bits per signed digit) of the per-key table.
-pub(crate) const W_KEY: usize = 5;
+pub(crate) const W_KEY: usize = 6;
 
 /// Number of signed radix-`2^w` digits needed for a scalar `< 2^253`.
 ///
@@ -654,7 +658,8 @@ fn small_order_encodings() -> &'static [[u8; 32]; 8] {
 /// signatures by the same key faster than `VerifyingKey::verify_strict`.
 ///
 /// Building costs `digit_count(W_KEY) · 2^(W_KEY−1)` point additions and
-/// holds that many points (96 KiB for `W_KEY = 5`).
+/// holds that many points (161 KiB for `W_KEY = 6`, twice that with the
+/// AVX-512 IFMA engine's gather words).
 pub struct PreparedKey {
     /// The key bytes exactly as given (they enter the challenge hash).
     a_bytes: [u8; 32],

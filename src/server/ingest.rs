@@ -434,7 +434,7 @@ pub async fn ingest(
 pub(crate) const CHECK_CHUNK: usize = 32;
 
 /// Uploads of at least this many records are checked through a
-/// [`PreparedKey`] (its tables cost about what a dozen plain checks do);
+/// [`PreparedKey`] (its tables cost about what 16 plain checks do);
 /// smaller ones, the usual upload after each play, check each signature
 /// on its own.
 pub(crate) const PREPARE_KEY_FROM: usize = 16;
@@ -689,7 +689,7 @@ impl Checks {
     /// Queues the next chunk of the upload for checking.
     fn dispatch(&mut self, chunk: Arc<Vec<PlayRecord>>) {
         self.dispatched += chunk.len();
-        // Tables for the key pay for themselves from about a dozen records.
+        // Tables for the key pay for themselves from about 16 records.
         let prepare = self.dispatched >= PREPARE_KEY_FROM;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.pending.push_back(receiver);
@@ -757,7 +757,8 @@ impl Drop for Checks {
 
 /// The tables of the keys whose screens uploaded large batches last: a box
 /// catching up after an outage sends batch after batch, and each table
-/// costs about what checking a few dozen records does. Bounded: about 200 KiB each.
+/// costs about what checking 16 records one by one does. Bounded: about
+/// 330 KiB each with the AVX-512 IFMA engine's gather words, 161 KiB without.
 struct PreparedKeys;
 
 impl PreparedKeys {
