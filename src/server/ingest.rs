@@ -7,9 +7,9 @@
 //! Idempotence and concurrency: an upload's transaction first takes the
 //! screen's write lock (PostgreSQL: its `screens` row `FOR UPDATE`; SQLite:
 //! the single writer), then reads which of the batch's seqs are stored and
-//! inserts only the others (the `ON CONFLICT (screen_id, seq) DO NOTHING`
-//! clause and a row count guard that), so only rows this call really
-//! inserted feed the rollups and the chain head (`screens.pop_acked_*`);
+//! inserts only the others (the table's primary key would fail the upload
+//! rather than store one twice), so only rows this call really inserted
+//! feed the rollups and the chain head (`screens.pop_acked_*`);
 //! concurrent or repeated uploads of the same batch store and count each
 //! record once.
 
@@ -890,22 +890,21 @@ impl Inserter {
              signature, venue_id, day, received_at_ms) VALUES ",
         );
         push_placeholders(&mut sql, tx.backend(), records.len(), RECORD_COLUMNS);
-        // The conflict clause only guards the invariant checked below.
-        sql.push_str(" ON CONFLICT (screen_id, seq) DO NOTHING");
-        let expected = records.len() as u64;
+        // A plain insert: the seqs were read as not stored under the
+        // screen's write lock. (`ON CONFLICT DO NOTHING` made PostgreSQL
+        // insert each row speculatively, which cost about 0.07 of the
+        // ratio against the raw insert, for an invariant the lock holds.)
         let mut running: RunningInsert = Box::pin(async move {
-            let written = sqlx::query_with(&sql, values)
-                .execute(&mut *tx.tx)
-                .await
-                .map(|done| done.rows_affected());
-            let result = match written {
-                Ok(written) if written == expected => Ok(()),
-                // Another writer stored some of these seqs inside this
-                // transaction, which the write lock rules out; refuse
-                // rather than guess which.
-                Ok(written) => Err(AppError::internal(format!(
-                    "stored {written} of {expected} proof-of-play rows that were not stored yet"
-                ))),
+            let result = match sqlx::query_with(&sql, values).execute(&mut *tx.tx).await {
+                Ok(_) => Ok(()),
+                // Another writer stored one of these seqs inside this
+                // transaction, which the write lock rules out; refuse the
+                // upload (nothing of it is stored) rather than guess.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    Err(AppError::internal(format!(
+                        "a proof-of-play row of this upload is already stored: {error}"
+                    )))
+                }
                 Err(error) => Err(error.into()),
             };
             (tx, result)
