@@ -75,9 +75,12 @@
 //! windows of 7 and 5 bits used before cost 4.1 and 12.5 µs per signature
 //! (0.37 ms per key table); a 7-bit key window would save another 0.2 µs
 //! but take 1.05 ms to build, which a fleet of boxes that each upload a
-//! few hundred records after an outage would not earn back.  The table
-//! build does not pay off for tiny batches: for fewer than about 16
-//! signatures per key, plain `VerifyingKey::verify_strict` is faster.
+//! few hundred records after an outage would not earn back; a 10-bit
+//! basepoint window (3.3 µs per signature with a 7-bit key window) made
+//! the SQLite ingest benchmark slower, its 3 MiB table competing with the
+//! database for the caches.  The table build does not pay off for tiny
+//! batches: for fewer than about 16 signatures per key, plain
+//! `VerifyingKey::verify_strict` is faster.
 
 use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, EIGHT_TORSION};
 use curve25519_dalek::scalar::Scalar;
